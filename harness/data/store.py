@@ -1,0 +1,70 @@
+"""On-disk Parquet cache of normalised source data, keyed by source and revision.
+
+A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files and a
+``manifest.json``. It is written under a temporary name and renamed into place, so an entry that
+exists is complete; a crash leaves only a temporary folder, which the next write replaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.data.sources import RawData
+from harness.paths import dataset_cache_dir
+from harness.protocol import sha256
+
+FORMAT_VERSION = 1
+
+
+def entry_dir(kind: str, source_id: str, revision: dict) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "__", source_id)
+    key = sha256({"format": FORMAT_VERSION, "kind": kind, "id": source_id, "revision": revision})[:16]
+    return dataset_cache_dir() / kind / slug / key
+
+
+def read(path: Path) -> RawData | None:
+    if not (path / "manifest.json").is_file():
+        return None
+    docs = pq.read_table(path / "documents.parquet").to_pydict()
+    queries = pq.read_table(path / "queries.parquet").to_pydict()
+    judg = pq.read_table(path / "judgments.parquet").to_pydict()
+    return RawData(
+        documents=list(zip(docs["id"], docs["title"], docs["text"])),
+        queries=list(zip(queries["id"], queries["text"])),
+        judgments=list(zip(judg["query_id"], judg["doc_id"], judg["relevance"])),
+    )
+
+
+def write(path: Path, raw: RawData, manifest: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        ids, titles, texts = zip(*raw.documents) if raw.documents else ((), (), ())
+        pq.write_table(pa.table({"id": list(ids), "title": list(titles), "text": list(texts)}), tmp / "documents.parquet")
+        qids, qtexts = zip(*raw.queries) if raw.queries else ((), ())
+        pq.write_table(pa.table({"id": list(qids), "text": list(qtexts)}), tmp / "queries.parquet")
+        jq, jd, jr = zip(*raw.judgments) if raw.judgments else ((), (), ())
+        pq.write_table(
+            pa.table({"query_id": list(jq), "doc_id": list(jd), "relevance": pa.array(jr, type=pa.int32())}),
+            tmp / "judgments.parquet",
+        )
+        counts = {"documents": len(raw.documents), "queries": len(raw.queries), "judgments": len(raw.judgments)}
+        (tmp / "manifest.json").write_text(json.dumps({**manifest, "counts": counts}, indent=2, sort_keys=True))
+        if (path / "manifest.json").is_file():  # another process finished first: as good as ours
+            shutil.rmtree(tmp)
+            return
+        if path.exists():  # an incomplete entry (no manifest) is never read; replace it
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,83 @@
+"""Where a result was measured: package versions, git revision, hardware, threads."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ["late-interaction-harness", "torch", "transformers", "ir_datasets", "ranx", "bm25s", "PyStemmer",
+            "numpy", "pandas", "pyarrow", "pydantic"]
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision(path: Path | None = None) -> str | None:
+    """HEAD of the harness's own checkout, with ``+dirty`` when it has uncommitted changes."""
+    cwd = path or Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "gpu": None,
+    }
+    torch = sys.modules.get("torch")  # only when a retriever already loaded it: importing costs seconds
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def capture() -> dict:
+    threads = None
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        threads = torch.get_num_threads()
+    return {
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "git_revision": git_revision(),
+        "hardware": hardware(),
+        "torch_threads": threads,
+    }

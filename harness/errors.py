@@ -1,0 +1,29 @@
+"""Errors a user can act on. Each message is one paragraph: what is wrong, where, and the fix."""
+
+
+class HarnessError(Exception):
+    """Base class; the CLI prints the message and exits with status 2, without a traceback."""
+
+
+class SuiteError(HarnessError):
+    """A suite file is malformed: the message names the file, line and field."""
+
+
+class UnknownNameError(HarnessError):
+    """A dataset, retriever or metric name that the harness does not know."""
+
+
+class DataUnavailableError(HarnessError):
+    """Data or model files are not on disk and cannot be downloaded."""
+
+
+class DataError(HarnessError):
+    """The data itself is invalid: duplicate ids, empty texts, judgments naming unknown ids."""
+
+
+class FormatError(HarnessError):
+    """A run or judgment file does not parse: the message names the file and line."""
+
+
+class ProtocolMismatchError(HarnessError):
+    """Results measured under different protocols were about to be compared."""

@@ -1,0 +1,1 @@
+"""Parsers and writers for the file formats of the field, apart from any benchmark definition."""

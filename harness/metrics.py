@@ -1,0 +1,86 @@
+"""Metrics, computed by ranx, averaged over every judged query.
+
+A judged query that the run misses, or for which it retrieves nothing relevant, scores 0 and stays
+in the mean. ranx is imported on first use: it compiles numba kernels, which costs seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+
+from harness.data.model import Qrels
+from harness.errors import UnknownNameError
+from harness.runs import Run
+
+# Metric families and whether they need a cut-off (``name@k``).
+FAMILIES = {"ndcg": True, "recall": True, "precision": True, "mrr": False, "map": False, "hit_rate": True}
+DEFAULT_METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10", "map@100"]
+_NAME = re.compile(r"^(?P<family>[a-z_]+)(@(?P<k>[1-9][0-9]*))?$")
+
+
+def parse_metric(name: str) -> tuple[str, int | None]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; an unknown or malformed name is an error naming the choices."""
+    m = _NAME.match(name.strip().lower())
+    family = m.group("family") if m else None
+    if not m or family not in FAMILIES or (FAMILIES[family] and m.group("k") is None):
+        known = ", ".join(f"{f}@k" if cut else f"{f}[@k]" for f, cut in FAMILIES.items())
+        raise UnknownNameError(f"Unknown metric {name!r}. Known metrics: {known} (for example ndcg@10, recall@100).")
+    return family, int(m.group("k")) if m.group("k") else None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-query scores and their means, for the given metrics."""
+
+    metrics: list[str]
+    per_query: dict[str, dict[str, float]]  # metric -> query id -> score
+    mean: dict[str, float]
+
+    @property
+    def query_ids(self) -> list[str]:
+        return list(self.per_query[self.metrics[0]]) if self.metrics else []
+
+    def to_frame(self):
+        import pandas as pd
+
+        frame = pd.DataFrame({m: pd.Series(self.per_query[m]) for m in self.metrics})
+        frame.index.name = "query_id"
+        return frame.reset_index()
+
+
+def evaluate(qrels: Qrels, run: Run, metrics: list[str]) -> Evaluation:
+    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are ignored."""
+    for name in metrics:
+        parse_metric(name)
+    names = [m.strip().lower() for m in metrics]
+    import ranx  # lazy: numba start-up
+
+    judged = sorted(qrels)
+    ranx_qrels = ranx.Qrels({q: dict(qrels[q]) for q in judged})
+    # ranx sorts scores with an unstable argsort; give it strictly decreasing ranks so it sees
+    # exactly the run's trec_eval order.
+    ranked = {}
+    for q in judged:
+        ranking = run.get(q, [])
+        ranked[q] = {doc: float(len(ranking) - i) for i, (doc, _) in enumerate(ranking)}
+    ranx_run = ranx.Run({q: r for q, r in ranked.items() if r})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's type-safety chatter
+        ranx.evaluate(ranx_qrels, ranx_run, names, make_comparable=True)
+    per_query = {m: {q: _clean(ranx_run.scores[m].get(q, 0.0)) for q in judged} for m in names}
+    mean = {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in per_query.items()}
+    return Evaluation(metrics=names, per_query=per_query, mean=mean)
+
+
+def _clean(value) -> float:
+    value = float(value)
+    return 0.0 if math.isnan(value) else value
+
+
+def warm_up() -> None:
+    """Compile and cache ranx's kernels once (run by set-up so the first real run is not slowed)."""
+    qrels = Qrels({"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 2}})
+    evaluate(qrels, Run({"q1": {"d1": 1.0, "d2": 0.5}, "q2": {"d4": 1.0}}), DEFAULT_METRICS)

@@ -1,0 +1,73 @@
+"""``ProtocolCard``: everything that changes a score, as one canonical JSON object and its hashes.
+
+Two hashes, because a table compares different systems under one protocol:
+
+- ``protocol_hash`` covers the evaluation protocol: data source and revision, split, how texts are
+  built, length limits, filters and drops, mode, depth, metrics. Results are comparable only
+  when it matches.
+- ``card_hash`` adds the ``system`` section: what the retriever did to the text (tokenizer,
+  stemmer, stop words, its own length handling). It identifies one result.
+
+Display labels (suite and dataset names) are carried but hashed by neither, so the same data
+under the same protocol compares across suites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+_LABELS = ("suite", "dataset")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept: the same content always gives the same bytes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def sha256(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+class ProtocolCard(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    suite: str
+    dataset: str
+    source: dict[str, Any]
+    revision: dict[str, Any]
+    language: str
+    split: str
+    text: dict[str, Any]
+    max_length: dict[str, Any]
+    mode: str
+    candidates: dict[str, Any] | None
+    depth: int
+    remove_self_matches: bool
+    filters: dict[str, Any]
+    metrics: list[str]
+    main_metric: str
+    system: dict[str, Any] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def protocol_hash(self) -> str:
+        fields = {k: v for k, v in self.to_dict().items() if k not in _LABELS and k != "system"}
+        return sha256(fields)
+
+    @property
+    def card_hash(self) -> str:
+        fields = {k: v for k, v in self.to_dict().items() if k not in _LABELS}
+        return sha256(fields)
+
+    def differences(self, other: ProtocolCard) -> list[str]:
+        """Top-level fields whose values differ, for error messages."""
+        a, b = self.to_dict(), other.to_dict()
+        return sorted(k for k in a if k not in _LABELS and a[k] != b.get(k))

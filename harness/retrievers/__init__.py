@@ -1,0 +1,66 @@
+"""Retriever registry: built-in names, installed plug-ins (entry point group
+``harness.retrievers``), or any class by dotted path (``pkg.module:Class``)."""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+from harness.errors import UnknownNameError
+from harness.retrievers.base import Retriever
+
+ENTRY_POINT_GROUP = "harness.retrievers"
+BUILTIN = {"bm25": "harness.retrievers.bm25:BM25Retriever"}
+
+__all__ = ["Retriever", "available", "resolve", "build", "class_path"]
+
+
+def available() -> dict[str, str]:
+    """Registered names and the classes they point to."""
+    names = dict(BUILTIN)
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def _import(path: str) -> type:
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UnknownNameError(
+            f"Cannot import retriever class {path!r} ({type(e).__name__}: {e}). Give `module:Class` of an "
+            "importable module (installed, or on PYTHONPATH)."
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, Retriever)):
+        raise UnknownNameError(f"{path!r} is not a subclass of harness.retrievers.Retriever.")
+    return cls
+
+
+def resolve(ref: str) -> type:
+    """A registry name or a dotted path -> the retriever class."""
+    names = available()
+    if ref in names:
+        return _import(names[ref])
+    if ":" in ref or "." in ref:
+        return _import(ref)
+    raise UnknownNameError(
+        f"Unknown retriever {ref!r}. Registered retrievers: {', '.join(sorted(names))}. A class of your own "
+        "is named by dotted path (`class: mypackage.module:MyRetriever` in the suite) or registered under the "
+        f"entry point group {ENTRY_POINT_GROUP!r}."
+    )
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def build(ref: str, params: dict[str, Any] | None = None) -> Retriever:
+    cls = resolve(ref)
+    try:
+        return cls(**(params or {}))
+    except TypeError as e:
+        raise UnknownNameError(f"Retriever {ref!r} ({class_path(cls)}) rejected its parameters: {e}.") from None

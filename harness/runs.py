@@ -1,0 +1,50 @@
+"""``Run``: ranked documents per query, the output of a retriever and the input of metrics.
+
+Rankings are kept in trec_eval's order: score descending, ties broken by document id descending.
+Every metric is computed on that order, so results agree with trec_eval even when scores tie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from harness.formats import trec
+
+
+def _trec_order(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    # Two stable sorts: by doc id descending, then by score descending.
+    by_doc = sorted(scores.items(), key=lambda item: item[0], reverse=True)
+    return sorted(by_doc, key=lambda item: item[1], reverse=True)
+
+
+class Run(Mapping[str, list[tuple[str, float]]]):
+    def __init__(self, scores: Mapping[str, Mapping[str, float]], name: str = "run"):
+        self.name = name
+        self._rankings = {str(q): _trec_order({str(d): float(s) for d, s in docs.items()}) for q, docs in scores.items()}
+
+    def __getitem__(self, qid: str) -> list[tuple[str, float]]:
+        return self._rankings[qid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rankings)
+
+    def __len__(self) -> int:
+        return len(self._rankings)
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        return {q: dict(r) for q, r in self._rankings.items()}
+
+    def truncated(self, k: int) -> Run:
+        return Run({q: dict(r[:k]) for q, r in self._rankings.items()}, self.name)
+
+    def without_self_matches(self) -> Run:
+        """Drop a query's own id from its ranking (ArguAna, Quora: the query is in the corpus)."""
+        return Run({q: {d: s for d, s in r if d != q} for q, r in self._rankings.items()}, self.name)
+
+    def to_trec(self, path: str | Path) -> None:
+        trec.write_run(path, self._rankings.items(), tag=self.name)
+
+    @classmethod
+    def from_trec(cls, path: str | Path, name: str | None = None) -> Run:
+        return cls(trec.read_run(path), name or Path(path).name.split(".")[0])

@@ -1,0 +1,268 @@
+"""Suite files (``suites/*.yaml``): which datasets to evaluate, and under which protocol.
+
+A suite is a YAML mapping::
+
+    name: beir
+    defaults: {...}          # fields every dataset entry starts from (a shallow merge)
+    datasets:
+      scifact: {source: {kind: ir_datasets, id: beir/scifact/test}, ...}
+    retrievers:
+      bm25: {class: bm25, params: {k1: 0.9}}
+
+Every error names the file, the line and the field, and nothing is run before the whole file
+validates.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from harness.errors import SuiteError, UnknownNameError
+from harness.metrics import DEFAULT_METRICS, parse_metric
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Policy(str, Enum):
+    """What loading does with invalid data: stop with an error, or drop it and count the drop."""
+
+    error = "error"
+    drop = "drop"
+
+
+class Checks(_Strict):
+    duplicate_ids: Policy = Policy.error
+    empty_documents: Policy = Policy.drop
+    empty_queries: Policy = Policy.error
+    unknown_judgments: Policy = Policy.drop
+
+
+class IrDatasetsSource(_Strict):
+    """Data read through ir_datasets, by its hierarchical id (``beir/scifact/test``)."""
+
+    kind: Literal["ir_datasets"]
+    id: str = Field(min_length=1)
+
+
+# Hugging Face datasets and local folders join this union as further ``kind`` values.
+Source = IrDatasetsSource
+
+
+class TextSpec(_Strict):
+    document_fields: list[Literal["title", "text"]] = Field(default=["title", "text"], min_length=1)
+    separator: str = " "
+
+
+class MaxLength(_Strict):
+    """Token limits for neural encoders; ``null`` means the model's own limit."""
+
+    query: PositiveInt | None = None
+    document: PositiveInt | None = None
+
+
+class Candidates(_Strict):
+    """For re-ranking: candidates given with the dataset, or a first stage's top ``depth``."""
+
+    source: Literal["dataset", "retriever"]
+    retriever: str | None = None
+    depth: PositiveInt = 100
+
+    @model_validator(mode="after")
+    def _retriever_named(self):
+        if self.source == "retriever" and not self.retriever:
+            raise ValueError("candidates from a retriever need `retriever: <name>`")
+        return self
+
+
+class Expected(_Strict):
+    """Counts the loaded data must match, from the dataset's official files."""
+
+    documents: PositiveInt | None = None
+    queries: PositiveInt | None = None
+    judgments: PositiveInt | None = None
+
+
+class DatasetSpec(_Strict):
+    name: str
+    source: Source
+    language: str = Field(min_length=2)
+    split: str
+    text: TextSpec = TextSpec()
+    max_length: MaxLength = MaxLength()
+    remove_self_matches: bool = False
+    mode: Literal["full", "rerank"] = "full"
+    candidates: Candidates | None = None
+    depth: PositiveInt = 1000
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
+    main_metric: str = "ndcg@10"
+    checks: Checks = Checks()
+    expected: Expected = Expected()
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                parse_metric(name)
+            except UnknownNameError as e:
+                raise ValueError(str(e)) from None
+        return [m.strip().lower() for m in value]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.main_metric.strip().lower() not in self.metrics:
+            raise ValueError(f"main_metric {self.main_metric!r} is not one of metrics {self.metrics}")
+        if self.mode == "rerank" and self.candidates is None:
+            raise ValueError("mode: rerank needs `candidates` (source: dataset, or source: retriever)")
+        if self.mode == "full" and self.candidates is not None:
+            raise ValueError("`candidates` only applies to mode: rerank")
+        return self
+
+
+class RetrieverSpec(_Strict):
+    """A retriever by registry name or dotted path (``pkg.module:Class``), with its parameters."""
+
+    class_: str = Field(alias="class", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Suite(_Strict):
+    name: str
+    path: Path
+    description: str = ""
+    datasets: dict[str, DatasetSpec]
+    retrievers: dict[str, RetrieverSpec] = Field(default_factory=dict)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise UnknownNameError(
+                f"Suite {self.name!r} ({self.path}) has no dataset {name!r}. "
+                f"Its datasets are: {', '.join(self.datasets)}. Run `harness list` to see every suite."
+            )
+        return self.datasets[name]
+
+    def retriever(self, name: str) -> RetrieverSpec:
+        """The suite's configuration for ``name``; a name the suite does not list means the
+        registered retriever of that name with its default parameters."""
+        return self.retrievers.get(name) or RetrieverSpec(class_=name)
+
+
+_TOP_LEVEL = {"name", "description", "defaults", "datasets", "retrievers"}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a suite file must not."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first defined on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
+    """The line of the deepest node along ``loc`` that exists in the file."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"Suite file {path} does not exist. Suites live in suites/*.yaml; `harness list` shows them.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise SuiteError(f"{where}: not a valid suite file: {problem}. Fix the YAML at that position.") from None
+
+    def fail(loc: tuple, message: str, fallback: tuple = ()) -> SuiteError:
+        line = _line_of(root, loc) or _line_of(root, fallback)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        return SuiteError(f"{where}: field `{field}`: {message}")
+
+    if not isinstance(data, dict):
+        raise fail((), "a suite file is a YAML mapping with `name` and `datasets`.")
+    unknown = set(data) - _TOP_LEVEL
+    if unknown:
+        key = sorted(unknown)[0]
+        raise fail((key,), f"unknown top-level field; allowed fields are {', '.join(sorted(_TOP_LEVEL))}.")
+    for key, kind in (("name", str), ("datasets", dict)):
+        if not isinstance(data.get(key), kind):
+            raise fail((key,), f"required, and must be a {'string' if kind is str else 'mapping of dataset names to entries'}.")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise fail(("defaults",), "must be a mapping of dataset fields.")
+
+    datasets, problems = {}, []
+    for name, entry in data["datasets"].items():
+        if not isinstance(entry, dict):
+            problems.append(fail(("datasets", name), "a dataset entry is a mapping of fields."))
+            continue
+        merged = {**defaults, **entry, "name": str(name)}
+        try:
+            datasets[str(name)] = DatasetSpec.model_validate(merged)
+        except ValidationError as e:
+            for err in e.errors():
+                loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+                in_entry = loc and loc[0] in entry
+                base = ("datasets", name) if (in_entry or not loc or loc[0] not in defaults) else ("defaults",)
+                problems.append(fail(base + loc, _message(err), fallback=("datasets", name)))
+
+    retrievers = {}
+    for name, entry in (data.get("retrievers") or {}).items():
+        try:
+            retrievers[str(name)] = RetrieverSpec.model_validate(entry if isinstance(entry, dict) else {"class": entry})
+        except ValidationError as e:
+            for err in e.errors():
+                problems.append(fail(("retrievers", name) + tuple(err["loc"]), _message(err)))
+    if problems:
+        raise SuiteError("\n".join(str(p) for p in problems))
+    return Suite(name=data["name"], path=path, description=data.get("description", ""), datasets=datasets, retrievers=retrievers)
+
+
+def _message(err: dict) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown field (a typo?). See the dataset fields in README.md."
+    if err["type"] == "missing":
+        return "required field is missing."
+    return msg + "."
+
+
+def find_suites(root: str | Path = "suites") -> list[Path]:
+    return sorted(Path(root).glob("*.yaml"))

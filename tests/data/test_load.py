@@ -1,0 +1,64 @@
+"""The real ir_datasets code path, fed from the seeded SciFact cache."""
+
+import pytest
+
+from harness.data import store
+from harness.data.load import load_dataset
+from harness.data.sources import irds
+from harness.errors import DataError, UnknownNameError
+from harness.suite import load_suite
+
+from tests.conftest import SCIFACT_SUITE
+
+
+def scifact_spec(**changes):
+    spec = load_suite(SCIFACT_SUITE).dataset("scifact")
+    return spec.model_copy(update=changes)
+
+
+def test_scifact_loads_through_ir_datasets_with_official_counts(offline):
+    dataset = load_dataset(scifact_spec(), "beir")
+    assert len(dataset.corpus) == 5183
+    assert len(dataset.queries) == 300
+    assert dataset.qrels.n_judgments == 339
+    assert dataset.qrels.grades() == {1}
+    assert dataset.report.dropped == {}
+    assert dataset.revision == {"ir_datasets": irds.revision("beir/scifact/test")["ir_datasets"],
+                                "files_md5": ["5f7d1de60b170fc8027bb7898e2efca1"]}
+    first = dataset.corpus.ids.index("4983")
+    assert dataset.corpus.titles[first].startswith("Microstructural development of human newborn")
+    joined = dataset.corpus.joined(["title", "text"], " ")[first]
+    assert joined.startswith("Microstructural development") and " Alterations of the architecture" in joined
+    assert dataset.queries.texts[dataset.queries.ids.index("1")] == "0-dimensional biomaterials show inductive properties."
+
+
+def test_second_load_reads_the_parquet_cache_not_ir_datasets(offline, monkeypatch):
+    load_dataset(scifact_spec(), "beir")
+    entry = store.entry_dir("ir_datasets", "beir/scifact/test", irds.revision("beir/scifact/test"))
+    assert (entry / "manifest.json").is_file()
+    monkeypatch.setattr(irds, "read", lambda *a: pytest.fail("ir_datasets was read again"))
+    assert len(load_dataset(scifact_spec(), "beir").corpus) == 5183
+
+
+def test_half_written_cache_entry_is_ignored_and_rebuilt(offline, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    entry = store.entry_dir("ir_datasets", "beir/scifact/test", irds.revision("beir/scifact/test"))
+    entry.mkdir(parents=True)
+    (entry / "documents.parquet").write_bytes(b"truncated")  # no manifest: an interrupted write
+    assert store.read(entry) is None
+    assert len(load_dataset(scifact_spec(), "beir").corpus) == 5183
+    assert (entry / "manifest.json").is_file()
+    assert len(store.read(entry).documents) == 5183
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no temporary folder left
+
+
+def test_expected_counts_must_match(offline):
+    spec = scifact_spec(expected=scifact_spec().expected.model_copy(update={"judgments": 340}))
+    with pytest.raises(DataError, match=r"the suite expects 340 judgments but ir_datasets 'beir/scifact/test' gave 339"):
+        load_dataset(spec, "beir")
+
+
+def test_unknown_ir_datasets_id_suggests_close_ids(offline):
+    spec = scifact_spec(source=scifact_spec().source.model_copy(update={"id": "beir/scifakt/test"}))
+    with pytest.raises(UnknownNameError, match=r"ir_datasets has no dataset 'beir/scifakt/test' \(dataset 'scifact' of suite 'beir'\)\. Did you mean beir/scifact/test"):
+        load_dataset(spec, "beir")

@@ -1,0 +1,27 @@
+"""Small builders shared by the tests of results and reports."""
+
+from harness.protocol import ProtocolCard
+from harness.results import ResultRecord, now, result_key
+
+
+def make_card(dataset: str = "scifact", **changes) -> ProtocolCard:
+    fields = dict(
+        suite="beir", dataset=dataset, source={"kind": "ir_datasets", "id": f"beir/{dataset}/test"},
+        revision={"ir_datasets": "0.6.3"}, language="en", split="test",
+        text={"document_fields": ["title", "text"], "separator": " "}, max_length={"query": 32, "document": 300},
+        mode="full", candidates=None, depth=1000, remove_self_matches=False, filters={"dropped": {}},
+        metrics=["ndcg@10", "recall@100"], main_metric="ndcg@10", system={},
+    )
+    fields.update(changes)
+    return ProtocolCard(**fields)
+
+
+def make_record(name: str, dataset: str, ndcg: float, card: ProtocolCard | None = None, params=None) -> ResultRecord:
+    card = card or make_card(dataset)
+    identity = {"name": name, "class": f"pkg:{name}", "params": params or {}}
+    return ResultRecord(
+        key=result_key(card, identity), suite=card.suite, dataset=dataset, retriever=identity,
+        protocol=card.to_dict(), protocol_hash=card.protocol_hash, card_hash=card.card_hash,
+        main_metric="ndcg@10", metrics={"ndcg@10": ndcg, "recall@100": min(1.0, ndcg + 0.2)}, n_queries=3,
+        timings={}, environment={}, created=now(),
+    )
