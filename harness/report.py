@@ -47,7 +47,7 @@ class Table:
         metrics = set(self.column_metrics.values())
         what = metrics.pop() if len(metrics) == 1 else "each dataset's main metric"
         protocols = ", ".join(f"{c} {self.column_protocols[c][:8]}" for c in self.columns)
-        text = (f"Suite {self.suite}: {what} x100; best per column in bold; Avg is the mean over the "
+        text = (f"Suite {self.suite}: {what} ×100; best per column in bold; Avg is the mean over the "
                 f"datasets (blank when a row lacks one). Protocol hashes: {protocols}.")
         if self.marks:
             text += f" {MISMATCH_MARK} measured under another protocol than the column's (forced)."
@@ -142,7 +142,7 @@ def to_markdown(table: Table) -> str:
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  MISMATCH_MARK: r"$^\dagger$"}
+                  MISMATCH_MARK: r"$^\dagger$", "×": r"$\times$"}
 
 
 def latex_escape(text: str) -> str:

@@ -1,5 +1,7 @@
 import csv
 import io
+import shutil
+import subprocess
 
 import pytest
 
@@ -30,7 +32,7 @@ def test_markdown_table_bold_best_and_average():
         "| colbert_v2 | **33.8** | **69.3** | **51.5** |",
         "| dense |  | 64.5 |  |",
     ]
-    assert "ndcg@10 x100" in lines[-1]
+    assert "ndcg@10 ×100" in lines[-1]
 
 
 def test_csv_keeps_full_precision():
@@ -67,3 +69,14 @@ def test_same_name_different_parameters_get_distinct_rows():
     recs = [make_record("bm25", "scifact", 0.67, params={"k1": 0.9}), make_record("bm25", "scifact", 0.66, params={"k1": 1.2})]
     (table,) = build_tables(recs)
     assert len(table.rows) == 2 and all(r.startswith("bm25 [") for r in table.rows)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (Debian: texlive-latex-recommended)")
+def test_latex_compiles_with_pdflatex(tmp_path):
+    recs = records() + [make_record("colbert_512", "scifact", 0.70,
+                                    card=make_card("scifact", max_length={"query": 32, "document": 512}))]
+    (tmp_path / "t.tex").write_text(to_latex(build_tables(recs, force=True)))
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
