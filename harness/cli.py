@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -63,12 +64,29 @@ def run(
     from harness.pipeline import execute, plan
     from harness.suite import load_suite
 
-    units = plan(load_suite(suite), dataset, retriever)
+    from harness.index import cache
+
+    s = load_suite(suite)
+    units = plan(s, dataset, _expand_names(s, retriever))
     for unit in units:
         outcome = execute(unit, results, force=force)
         score = outcome.metrics[outcome.main_metric]
-        console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<16} "
-                      f"{outcome.main_metric}={score:.4f}  {outcome.folder}")
+        console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<28} "
+                      f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
+    if cache.STATS:
+        console.print(f"vector cache: {cache.STATS['misses']} encoded, {cache.STATS['hits']} reused")
+
+
+def _expand_names(suite, names: list[str] | None) -> list[str] | None:
+    """A sweep's base name on the command line means all of its points."""
+    if not names:
+        return None
+    configs = suite.retriever_configs()
+    out = []
+    for name in names:
+        points = [label for label in configs if label.split("@")[0] == name and "@" in label]
+        out.extend(points or [name])
+    return out
 
 
 @app.command()
@@ -151,9 +169,13 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for chatty in ("ir_datasets", "bm25s"):  # progress lines at INFO/DEBUG on every load
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    verbose = bool(os.environ.get("HARNESS_VERBOSE"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        # ir_datasets and bm25s set their own loggers to INFO/DEBUG when they create them, so a
+        # level set here would be overridden; warnings (such as counted drops) still show.
+        logging.disable(logging.INFO)
     try:
         app(args=argv, standalone_mode=False)
     except HarnessError as e:

@@ -47,7 +47,7 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
     names = datasets or list(suite.datasets)
     for name in names:
         suite.dataset(name)
-    chosen = retriever_names or list(suite.retrievers) or ["bm25"]
+    chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
         retrievers.resolve(suite.retriever(name).class_)
     return [Unit(str(suite.path), d, r) for d in names for r in chosen]
@@ -92,6 +92,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     dataset = load_dataset(spec, suite.name)
     timings["load_data_s"] = time.perf_counter() - start
     retriever = retrievers.build(rspec.class_, rspec.params)
+    retriever.set_max_length(spec.max_length.query, spec.max_length.document)
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
     card = protocol_card(suite, spec, dataset, retriever.settings())
     key = result_key(card, identity)
@@ -103,7 +104,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
 
     texts = dataset.corpus.joined(spec.text.document_fields, spec.text.separator)
     t = time.perf_counter()
-    retriever.index(dataset.corpus.ids, texts, max_length=spec.max_length.document)
+    retriever.index(dataset.corpus.ids, texts)
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -121,7 +122,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, protocol=card.to_dict(),
         protocol_hash=card.protocol_hash, card_hash=card.card_hash, main_metric=spec.main_metric,
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
-        environment=capture(), created=now(),
+        cost=retriever.cost(), environment=capture(), created=now(),
     )
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric)
@@ -129,19 +130,19 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
 
 def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, suite: Suite, results) -> Run:
     queries = dataset.queries
-    qlen = spec.max_length.query
     if spec.mode == "full":
         k = spec.depth + (1 if spec.remove_self_matches else 0)
-        return retriever.search(queries.ids, queries.texts, k, max_length=qlen)
+        return retriever.search(queries.ids, queries.texts, k)
     if spec.candidates.source == "dataset":
         candidates = dataset.candidates or {}
     else:
-        first = retrievers.build(suite.retriever(spec.candidates.retriever).class_,
-                                 suite.retriever(spec.candidates.retriever).params)
+        first_spec = suite.retriever(spec.candidates.retriever)
+        first = retrievers.build(first_spec.class_, first_spec.params)
+        first.set_max_length(spec.max_length.query, spec.max_length.document)
         first.index(dataset.corpus.ids, dataset.corpus.joined(spec.text.document_fields, spec.text.separator))
-        first_run = first.search(queries.ids, queries.texts, spec.candidates.depth, max_length=qlen)
+        first_run = first.search(queries.ids, queries.texts, spec.candidates.depth)
         candidates = {q: [d for d, _ in r] for q, r in first_run.items()}
-    return retriever.rerank(queries.ids, queries.texts, candidates, max_length=qlen)
+    return retriever.rerank(queries.ids, queries.texts, candidates)
 
 
 def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, name: str,

@@ -47,6 +47,7 @@ class ResultRecord(BaseModel):
     metrics: dict[str, float]
     n_queries: int
     timings: dict[str, float]
+    cost: dict[str, Any] = {}  # the retriever's measurements: bytes, throughput, cache hit or miss
     environment: dict[str, Any]
     created: str
 

@@ -127,10 +127,33 @@ class DatasetSpec(_Strict):
 
 
 class RetrieverSpec(_Strict):
-    """A retriever by registry name or dotted path (``pkg.module:Class``), with its parameters."""
+    """A retriever by registry name or dotted path (``pkg.module:Class``), with its parameters.
+    ``sweep`` maps parameters to lists of values: one configuration per combination, named
+    ``name@param=value``."""
 
     class_: str = Field(alias="class", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"sweep over {name!r} lists no values")
+        return value
+
+    def expand(self, name: str) -> dict[str, RetrieverSpec]:
+        if not self.sweep:
+            return {name: self}
+        import itertools
+
+        keys = list(self.sweep)
+        out = {}
+        for values in itertools.product(*(self.sweep[k] for k in keys)):
+            label = name + "@" + ",".join(f"{k}={v}" for k, v in zip(keys, values))
+            out[label] = RetrieverSpec(class_=self.class_, params={**self.params, **dict(zip(keys, values))})
+        return out
 
 
 class Suite(_Strict):
@@ -148,10 +171,20 @@ class Suite(_Strict):
             )
         return self.datasets[name]
 
+    def retriever_configs(self) -> dict[str, RetrieverSpec]:
+        """Every configuration the suite names, sweeps expanded."""
+        return {label: spec for name, spec in self.retrievers.items() for label, spec in spec.expand(name).items()}
+
     def retriever(self, name: str) -> RetrieverSpec:
-        """The suite's configuration for ``name``; a name the suite does not list means the
-        registered retriever of that name with its default parameters."""
-        return self.retrievers.get(name) or RetrieverSpec(class_=name)
+        """The suite's configuration for ``name`` (a configured name, or one sweep point of it);
+        a name the suite does not list means the registered retriever of that name with its
+        default parameters."""
+        configs = self.retriever_configs()
+        if name in configs:
+            return configs[name]
+        if name in self.retrievers:  # the whole sweep's base name: its first point
+            return next(iter(self.retrievers[name].expand(name).values()))
+        return RetrieverSpec(class_=name)
 
 
 _TOP_LEVEL = {"name", "description", "defaults", "datasets", "retrievers"}

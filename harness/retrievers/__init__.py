@@ -11,7 +11,11 @@ from harness.errors import UnknownNameError
 from harness.retrievers.base import Retriever
 
 ENTRY_POINT_GROUP = "harness.retrievers"
-BUILTIN = {"bm25": "harness.retrievers.bm25:BM25Retriever"}
+BUILTIN = {
+    "bm25": "harness.retrievers.bm25:BM25Retriever",
+    "dense": "harness.retrievers.dense:DenseRetriever",
+    "late_interaction": "harness.retrievers.late_interaction:LateInteractionRetriever",
+}
 
 __all__ = ["Retriever", "available", "resolve", "build", "class_path"]
 

@@ -2,14 +2,15 @@
 
 A retriever is a class constructed from keyword parameters (the suite's ``params``) with:
 
+- ``set_max_length(query, document)``: the suite's token limits (``None``: the model's own),
+  given before anything else; a retriever that ignores them says so in ``settings()``;
 - ``settings()``: everything about it that changes scores (tokenizer, weights, lengths it
   applies); it enters the protocol card's ``system`` section and the result's key;
-- ``index(ids, texts, max_length=None)``: take the corpus, in order;
-- ``search(ids, texts, k, max_length=None)``: top ``k`` documents per query, as a ``Run``;
-- ``rerank(ids, texts, candidates, max_length=None)``: score each query's given candidates.
-
-``max_length`` carries the suite's token limits; a retriever that ignores them says so in
-``settings()``.
+- ``index(ids, texts)``: take the corpus, in order;
+- ``search(ids, texts, k)``: top ``k`` documents per query, as a ``Run``;
+- ``rerank(ids, texts, candidates)``: score each query's given candidates (doc ids);
+- ``cost()``: optional measurements of the last index/search (bytes, throughput), stored with
+  the result.
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ from harness.runs import Run
 
 
 class Retriever(abc.ABC):
+    def set_max_length(self, query: int | None, document: int | None) -> None:
+        """Default: lengths do not apply (e.g. BM25 indexes whole texts)."""
+
     @abc.abstractmethod
     def settings(self) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    def index(self, ids: list[str], texts: list[str], max_length: int | None = None) -> None: ...
+    def index(self, ids: list[str], texts: list[str]) -> None: ...
 
     @abc.abstractmethod
-    def search(self, ids: list[str], texts: list[str], k: int, max_length: int | None = None) -> Run: ...
+    def search(self, ids: list[str], texts: list[str], k: int) -> Run: ...
 
-    def rerank(
-        self, ids: list[str], texts: list[str], candidates: dict[str, list[str]], max_length: int | None = None
-    ) -> Run:
+    def rerank(self, ids: list[str], texts: list[str], candidates: dict[str, list[str]]) -> Run:
         raise NotImplementedError(f"{type(self).__name__} does not implement rerank()")
+
+    def cost(self) -> dict[str, Any]:
+        return {}

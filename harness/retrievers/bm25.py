@@ -58,7 +58,7 @@ class BM25Retriever(Retriever):
             token_pattern=self.token_pattern, return_ids=False, show_progress=False,
         )
 
-    def index(self, ids: list[str], texts: list[str], max_length: int | None = None) -> None:
+    def index(self, ids: list[str], texts: list[str]) -> None:
         import bm25s
 
         self._doc_ids = list(ids)
@@ -70,7 +70,7 @@ class BM25Retriever(Retriever):
             return np.zeros(len(self._doc_ids), dtype=np.float32)
         return self._model.get_scores(tokens)
 
-    def search(self, ids: list[str], texts: list[str], k: int, max_length: int | None = None) -> Run:
+    def search(self, ids: list[str], texts: list[str], k: int) -> Run:
         k = min(k, len(self._doc_ids))
         out: dict[str, dict[str, float]] = {}
         for qid, tokens in zip(ids, self.tokenize(texts)):
@@ -80,7 +80,7 @@ class BM25Retriever(Retriever):
             out[qid] = {self._doc_ids[i]: float(scores[i]) for i in top if scores[i] > 0}
         return Run(out, name="bm25")
 
-    def rerank(self, ids, texts, candidates, max_length=None) -> Run:
+    def rerank(self, ids, texts, candidates) -> Run:
         position = {d: i for i, d in enumerate(self._doc_ids)}
         out = {}
         for qid, tokens in zip(ids, self.tokenize(texts)):

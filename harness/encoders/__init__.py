@@ -1,0 +1,1 @@
+"""Encoders: checkpoints in their published formats -> token (or pooled) vectors."""

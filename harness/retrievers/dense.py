@@ -1,0 +1,110 @@
+"""Dense single-vector baseline: sentence-transformers pooling, exact dot product.
+
+Document embeddings are cached like token stores (one row per document), so a re-run encodes
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.encoders.checkpoint import resolve_path
+from harness.index import cache
+from harness.retrievers.base import Retriever
+from harness.runs import Run
+
+
+class DenseRetriever(Retriever):
+    def __init__(self, model: str, revision: str | None = None, batch_size: int = 64, threads: int | None = None,
+                 max_length: int | None = None, query_prompt: str = "", document_prompt: str = ""):
+        self.path, self.revision = resolve_path(model, revision)
+        self.model_name, self.batch_size, self.threads = model, batch_size, threads
+        self.max_length, self.explicit_length = max_length, max_length is not None
+        self.query_prompt, self.document_prompt = query_prompt, document_prompt
+        self._model = None
+        self._store = None
+        self._ids: list[str] = []
+        self._cost: dict[str, Any] = {}
+
+    def set_max_length(self, query: int | None, document: int | None) -> None:
+        if not self.explicit_length and document is not None:
+            self.max_length = document
+
+    def _identity(self) -> dict[str, Any]:
+        return {"model": self.model_name, "revision": self.revision}
+
+    def settings(self) -> dict[str, Any]:
+        model = self._st()
+        return {
+            "model": self._identity(),
+            "modules": [type(m).__name__ for m in model],
+            "max_seq_length": model.max_seq_length,
+            "prompts": {"query": self.query_prompt, "document": self.document_prompt},
+            "similarity": "dot product",
+        }
+
+    def _st(self):
+        if self._model is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(self.threads or os.cpu_count() or 1)
+            t = time.perf_counter()
+            self._model = SentenceTransformer(str(self.path), device="cpu")
+            if self.max_length is not None:
+                # Never beyond what the model's position embeddings allow.
+                self._model.max_seq_length = min(self.max_length, self._model.max_seq_length or self.max_length)
+            self._cost["model_load_s"] = time.perf_counter() - t
+        return self._model
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self._st().encode([prompt + t for t in texts], batch_size=self.batch_size, convert_to_numpy=True,
+                                 show_progress_bar=False).astype(np.float32)
+
+    def index(self, ids: list[str], texts: list[str]) -> None:
+        self._ids = list(ids)
+        key = {"role": "document", "kind": "dense", "model": self._identity(), "max_seq_length": self._st().max_seq_length,
+               "prompt": self.document_prompt, "corpus": cache.corpus_fingerprint(ids, texts), "dtype": "float32"}
+
+        def build(writer):
+            vectors = self._encode(texts, self.document_prompt)
+            out = writer(np.ones(len(texts), dtype=np.int64), vectors.shape[1])
+            for i, row in enumerate(vectors):
+                out.write(i, row[None, :])
+            return out.finish()
+
+        t = time.perf_counter()
+        self._store, hit = cache.open_or_build(key, build, dtype="float32")
+        elapsed = time.perf_counter() - t
+        self._cost.update({"document_cache": "hit" if hit else "miss", "n_documents": self._store.n_docs,
+                           "dim": self._store.dim, "index_bytes": self._store.nbytes(),
+                           "bytes_per_document": self._store.nbytes() / max(1, self._store.n_docs)})
+        if not hit:
+            self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed})
+
+    def _scores(self, texts: list[str]) -> np.ndarray:
+        t = time.perf_counter()
+        queries = self._encode(texts, self.query_prompt)
+        self._cost["encode_queries_s"] = time.perf_counter() - t
+        return queries @ np.asarray(self._store.vectors).T
+
+    def search(self, ids: list[str], texts: list[str], k: int) -> Run:
+        t = time.perf_counter()
+        scores = self._scores(texts)
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
+        self._cost["search_s"] = time.perf_counter() - t
+        return Run({q: {self._ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(ids)})
+
+    def rerank(self, ids, texts, candidates) -> Run:
+        scores = self._scores(texts)
+        position = {d: i for i, d in enumerate(self._ids)}
+        return Run({q: {d: float(scores[i, position[d]]) for d in candidates.get(q, []) if d in position}
+                    for i, q in enumerate(ids)})
+
+    def cost(self) -> dict[str, Any]:
+        return dict(self._cost)

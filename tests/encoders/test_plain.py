@@ -1,0 +1,85 @@
+"""A plain encoder used zero-shot as a multi-vector model, on the real all-MiniLM-L6-v2 weights."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from harness.encoders.checkpoint import load_checkpoint
+from harness.encoders.multivector import MultiVectorEncoder
+from harness.errors import DataUnavailableError, UnknownNameError
+from harness.index.token_store import TokenStoreWriter
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DOCS = ["Alterations of the architecture of cerebral white matter, in the developing human brain.",
+        "Hello, world!", "A much longer document " * 40]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    tokenizer = AutoTokenizer.from_pretrained(MODEL)
+    model = AutoModel.from_pretrained(MODEL).eval()
+
+    def vectors(text, maxlen):
+        enc = tokenizer(text, truncation=True, max_length=maxlen, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(**enc).last_hidden_state[0]
+        return enc["input_ids"][0].tolist(), torch.nn.functional.normalize(hidden, dim=-1).numpy()
+
+    return tokenizer, vectors
+
+
+def encoder(**overrides):
+    ckpt = load_checkpoint(MODEL, overrides={"query_maxlen": 32, "doc_maxlen": 64, **overrides})
+    return MultiVectorEncoder(ckpt, batch_tokens=96)
+
+
+def test_plain_checkpoint_is_identified_by_its_hub_revision():
+    ckpt = load_checkpoint(MODEL)
+    assert ckpt.identity == {"model": MODEL, "format": "plain", "revision": "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"}
+    assert ckpt.projection is None and ckpt.settings.query_marker is None and not ckpt.settings.query_expansion
+
+
+def test_document_vectors_match_an_independent_forward_pass(tmp_path, reference):
+    tokenizer, vectors = reference
+    enc = encoder()
+    store = enc.encode_documents(DOCS, lambda counts, dim: TokenStoreWriter(tmp_path / "s", counts, dim, dtype="float32"))
+    punctuation = {tokenizer.convert_tokens_to_ids(p) for p in [",", ".", "!"]}
+    for i, text in enumerate(DOCS):
+        ids, expected = vectors(text, 64)
+        keep = [t not in punctuation for t in ids]
+        np.testing.assert_allclose(store.doc(i), expected[keep], atol=1e-5)
+    # "Hello, world!" -> [CLS] hello , world ! [SEP]: the comma and the bang are dropped
+    assert store.doc(1).shape == (4, 384)
+    assert store.doc(2).shape[0] == 64  # truncated to doc_maxlen, no punctuation in it
+    assert np.allclose(np.linalg.norm(store.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_query_vectors_and_mask_without_expansion(reference):
+    _, vectors = reference
+    q, mask = encoder().encode_queries(["What is the brain?", "short"])
+    ids, expected = vectors("What is the brain?", 32)
+    assert q.shape == (2, len(ids), 384)
+    assert mask.sum(axis=1).tolist() == [len(ids), 3]  # [CLS] short [SEP]
+    np.testing.assert_allclose(q[0, : len(ids)], expected, atol=1e-5)
+    assert not q[1, 3:].any()
+
+
+def test_query_expansion_pads_with_mask_to_query_maxlen():
+    enc = encoder(query_expansion=True)
+    ids, attend, scoring = enc.query_inputs(["short"])
+    mask_id = enc.tokenizer.mask_token_id
+    assert ids[0] == [enc.tokenizer.cls_token_id, enc.tokenizer.convert_tokens_to_ids("short"),
+                      enc.tokenizer.sep_token_id] + [mask_id] * 29
+    assert attend[0] == [1, 1, 1] + [0] * 29 and scoring[0] == [True] * 32
+    q, mask = enc.encode_queries(["short"])
+    assert q.shape == (1, 32, 384) and mask.all()
+
+
+def test_unknown_override_and_missing_model_are_explained():
+    with pytest.raises(UnknownNameError, match=r"Unknown encoder settings \['query_len'\]"):
+        load_checkpoint(MODEL, overrides={"query_len": 8})
+    with pytest.raises(DataUnavailableError) as e:
+        load_checkpoint("colbert-ir/colbertv2.0")
+    assert "Model 'colbert-ir/colbertv2.0' is neither a local folder nor in the Hugging Face cache" in str(e.value)
+    assert "models--colbert-ir--colbertv2.0" in str(e.value) and "HF_HOME=" in str(e.value)

@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from harness.index import cache
+from harness.index.token_store import TokenStore, TokenStoreWriter
+
+
+def docs(seed=0, n=5, dim=8):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((rng.integers(1, 6), dim)).astype(np.float32) for _ in range(n)]
+
+
+def test_documents_written_in_any_order_read_back_in_place(tmp_path):
+    vectors = docs()
+    writer = TokenStoreWriter(tmp_path / "s", [len(v) for v in vectors], dim=8, dtype="float16", manifest={"k": 1})
+    for i in [3, 0, 4, 1, 2]:
+        writer.write(i, vectors[i])
+    store = writer.finish()
+    assert store.n_docs == 5 and store.n_tokens == sum(len(v) for v in vectors)
+    assert store.offsets.tolist() == np.concatenate([[0], np.cumsum([len(v) for v in vectors])]).tolist()
+    for i, v in enumerate(vectors):
+        np.testing.assert_array_equal(store.doc(i), v.astype(np.float16))
+    assert isinstance(store.vectors, np.memmap)
+    assert store.nbytes() == store.n_tokens * 8 * 2 + 6 * 8
+    assert store.nbytes(dim=4) == store.n_tokens * 4 * 2 + 6 * 8
+    assert (tmp_path / "s" / "vectors.bin").stat().st_size == store.n_tokens * 8 * 2
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["k"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_incomplete_or_damaged_stores_are_never_opened(tmp_path):
+    vectors = docs()
+    writer = TokenStoreWriter(tmp_path / "s", [len(v) for v in vectors], dim=8)
+    writer.write(0, vectors[0])
+    with pytest.raises(ValueError, match=r"documents \[1, 2, 3, 4\] were never written"):
+        writer.finish()
+    writer.abort()
+    assert TokenStore.open(tmp_path / "s") is None and list(tmp_path.iterdir()) == []
+
+    writer = TokenStoreWriter(tmp_path / "s", [len(v) for v in vectors], dim=8)
+    for i, v in enumerate(vectors):
+        writer.write(i, v)
+    writer.finish()
+    with open(tmp_path / "s" / "vectors.bin", "r+b") as f:  # a truncated vector file
+        f.truncate(10)
+    assert TokenStore.open(tmp_path / "s") is None
+    with pytest.raises(ValueError, match=r"document 0: expected \(2, 8\) rows, got \(3, 8\)"):
+        TokenStoreWriter(tmp_path / "t", [2], dim=8).write(0, np.zeros((3, 8)))
+
+
+def test_rebuild_replaces_a_damaged_store(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "vectors.bin").write_bytes(b"junk")
+    writer = TokenStoreWriter(tmp_path / "s", [1], dim=2)
+    writer.write(0, np.ones((1, 2)))
+    store = writer.finish()
+    assert store.doc(0).tolist() == [[1.0, 1.0]]
+
+
+def test_cache_builds_once_then_reuses(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    cache.STATS.clear()
+    built = []
+
+    def build(make_writer):
+        built.append(1)
+        writer = make_writer(np.array([2, 1]), 4)
+        writer.write(0, np.ones((2, 4)))
+        writer.write(1, np.zeros((1, 4)))
+        return writer.finish()
+
+    key = {"role": "document", "model": "m", "corpus": "abc"}
+    first, hit1 = cache.open_or_build(key, build)
+    second, hit2 = cache.open_or_build(key, build)
+    third, hit3 = cache.open_or_build({**key, "corpus": "abd"}, build)
+    assert (hit1, hit2, hit3) == (False, True, False)
+    assert len(built) == 2 and dict(cache.STATS) == {"misses": 2, "hits": 1}
+    assert second.path == first.path != third.path
+    assert first.path.parent.parent == tmp_path / "tokens"
+
+
+def test_corpus_fingerprint_sees_ids_and_texts():
+    base = cache.corpus_fingerprint(["a", "b"], ["x", "y"])
+    assert base == cache.corpus_fingerprint(["a", "b"], ["x", "y"])
+    assert base != cache.corpus_fingerprint(["a", "b"], ["x", "y "])
+    assert base != cache.corpus_fingerprint(["b", "a"], ["x", "y"])
+    assert base != cache.corpus_fingerprint(["ab"], ["xy"])
