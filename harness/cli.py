@@ -44,7 +44,15 @@ def list_(suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of s
             table.add_row(spec.name, f"{spec.source.kind}:{spec.source.id}", spec.language, spec.split,
                           spec.mode, spec.main_metric)
         console.print(table)
-    table = Table(title="retrievers", title_justify="left")
+        configs = suite.retriever_configs()
+        if configs:
+            table = Table(title=f"suite {suite.name}: retriever configurations (--retriever NAME)", title_justify="left")
+            for col in ("name", "class", "params"):
+                table.add_column(col)
+            for name, rspec in configs.items():
+                table.add_row(name, rspec.class_, json.dumps(rspec.params, sort_keys=True))
+            console.print(table)
+    table = Table(title="registered retriever classes", title_justify="left")
     table.add_column("name")
     table.add_column("class")
     for name, path in sorted(retrievers.available().items()):

@@ -116,3 +116,4 @@ def test_list_shows_suites_datasets_and_retrievers():
     assert "suite beir" in result.stdout
     assert "scifact" in result.stdout and "ir_datasets:beir/scifact/test" in result.stdout
     assert "harness.retrievers.bm25:BM25Retriever" in result.stdout
+    assert "minilm-maxsim@dim=128" in result.stdout and "dense-minilm" in result.stdout

@@ -1,0 +1,103 @@
+"""The grid: units planned from a suite, executed independently, skipped when done."""
+
+import pickle
+
+import pytest
+
+from harness.errors import UnknownNameError
+from harness.pipeline import Unit, execute, plan
+from harness.results import ResultStore, load_per_query
+from harness.retrievers import Retriever
+from harness.runs import Run
+from harness.suite import load_suite
+
+from tests.conftest import SCIFACT_SUITE
+
+
+class FirstDocuments(Retriever):
+    """A user's own retriever: every query gets the first ``n`` corpus documents, best first."""
+
+    def __init__(self, n: int = 10):
+        self.n = n
+
+    def settings(self):
+        return {"rule": f"first {self.n} documents"}
+
+    def index(self, ids, texts):
+        self.ids = ids
+
+    def search(self, ids, texts, k):
+        return Run({q: {d: float(self.n - i) for i, d in enumerate(self.ids[: min(k, self.n)])} for q in ids})
+
+
+class Reverse(Retriever):
+    """Re-ranks candidates in reverse of the order given."""
+
+    def settings(self):
+        return {"rule": "reverse"}
+
+    def index(self, ids, texts):
+        pass
+
+    def search(self, ids, texts, k):
+        raise AssertionError("rerank mode must not call search")
+
+    def rerank(self, ids, texts, candidates):
+        return Run({q: {d: float(i) for i, d in enumerate(candidates[q])} for q in ids})
+
+
+def suite_file(tmp_path, extra_dataset: str = "", retrievers: str = ""):
+    text = SCIFACT_SUITE.read_text().split("retrievers:")[0]
+    path = tmp_path / "suite.yaml"
+    path.write_text(text + extra_dataset + "retrievers:\n" + retrievers)
+    return path
+
+
+def test_a_users_class_by_dotted_path_runs_end_to_end(offline, tmp_path):
+    path = suite_file(tmp_path, retrievers="  first:\n    class: tests.test_pipeline:FirstDocuments\n"
+                                           "    params: {n: 5}\n")
+    (unit,) = plan(load_suite(path))
+    assert unit == Unit(str(path), "scifact", "first")
+    assert pickle.loads(pickle.dumps(unit)) == unit  # ships to other processes as is
+    outcome = execute(unit, tmp_path / "results")
+    assert outcome.status == "done"
+    ((folder, record),) = list(ResultStore(tmp_path / "results").records())
+    assert record.retriever == {"name": "first", "class": "tests.test_pipeline:FirstDocuments", "params": {"n": 5}}
+    assert record.protocol["system"] == {"rule": "first 5 documents"}
+    assert Run.from_trec(folder / "run.trec.gz")["1"] == Run.from_trec(folder / "run.trec.gz")["3"]
+    assert len(load_per_query(folder)) == 300
+    assert execute(unit, tmp_path / "results").status == "skipped"
+    assert execute(unit, tmp_path / "results", force=True).status == "done"
+
+
+def test_sweeps_expand_to_one_unit_per_point(tmp_path):
+    path = suite_file(tmp_path, retrievers="  first:\n    class: tests.test_pipeline:FirstDocuments\n"
+                                           "    sweep: {n: [5, 20]}\n  bm25: {class: bm25}\n")
+    suite = load_suite(path)
+    assert list(suite.retriever_configs()) == ["first@n=5", "first@n=20", "bm25"]
+    assert suite.retriever("first@n=20").params == {"n": 20}
+    assert [u.retriever for u in plan(suite)] == ["first@n=5", "first@n=20", "bm25"]
+
+
+def test_unknown_names_fail_before_any_work(tmp_path):
+    suite = load_suite(suite_file(tmp_path))
+    with pytest.raises(UnknownNameError, match="Unknown retriever 'nope'"):
+        plan(suite, retriever_names=["nope"])
+    with pytest.raises(UnknownNameError, match="has no dataset 'nope'"):
+        plan(suite, datasets=["nope"])
+
+
+def test_rerank_mode_scores_a_first_stage_top_k(offline, tmp_path):
+    dataset = ("  scifact-rerank:\n    source: {kind: ir_datasets, id: beir/scifact/test}\n"
+               "    mode: rerank\n    candidates: {source: retriever, retriever: bm25, depth: 20}\n")
+    path = suite_file(tmp_path, extra_dataset=dataset,
+                      retrievers="  bm25: {class: bm25}\n  reverse: {class: tests.test_pipeline:Reverse}\n")
+    suite = load_suite(path)
+    bm25 = execute(Unit(str(path), "scifact", "bm25"), tmp_path / "results")
+    reranked = execute(Unit(str(path), "scifact-rerank", "reverse"), tmp_path / "results")
+    first = Run.from_trec(bm25.folder / "run.trec.gz")
+    second = Run.from_trec(reranked.folder / "run.trec.gz")
+    for qid in ["1", "3", "5"]:
+        top20 = [d for d, _ in first[qid][:20]]
+        assert [d for d, _ in second[qid]] == top20[::-1]
+    assert reranked.metrics["ndcg@10"] < bm25.metrics["ndcg@10"]
