@@ -156,8 +156,9 @@ def _pylate(path: Path) -> tuple[EncoderSettings, Any]:
     prompts = config.get("prompts", {})
     settings = EncoderSettings(
         format="pylate",
-        query_marker=(config.get("query_prefix") or prompts.get("query") or "[Q] ").strip() or None,
-        document_marker=(config.get("document_prefix") or prompts.get("document") or "[D] ").strip() or None,
+        # PyLate adds the prefixes, trailing space included, to the vocabulary as tokens.
+        query_marker=config.get("query_prefix") or prompts.get("query") or "[Q] ",
+        document_marker=config.get("document_prefix") or prompts.get("document") or "[D] ",
         query_maxlen=int(config.get("query_length", 32)),
         doc_maxlen=int(config.get("document_length", 180)),
         query_expansion=bool(config.get("do_query_expansion", True)),
