@@ -67,6 +67,8 @@ def run(
     retriever: Annotated[Optional[list[str]], typer.Option("--retriever", "-r", help="Retriever name or module:Class (repeatable); default: the suite's")] = None,
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
+    max_queries: Annotated[Optional[int], typer.Option("--max-queries", help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
+    max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
     from harness.pipeline import execute, plan
@@ -75,7 +77,8 @@ def run(
     from harness.index import cache
 
     s = load_suite(suite)
-    units = plan(s, dataset, _expand_names(s, retriever))
+    smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
+    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke)
     for unit in units:
         outcome = execute(unit, results, force=force)
         score = outcome.metrics[outcome.main_metric]

@@ -69,6 +69,16 @@ def hardware() -> dict:
     return info
 
 
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident memory so far (the high-water mark, not the current use)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
 def capture() -> dict:
     threads = None
     torch = sys.modules.get("torch")

@@ -16,12 +16,12 @@ from typing import Literal
 from harness import retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
-from harness.environment import capture
+from harness.environment import capture, peak_rss_bytes
 from harness.metrics import evaluate
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, load_record, now, result_key
 from harness.runs import Run
-from harness.suite import DatasetSpec, Suite, load_suite
+from harness.suite import DatasetSpec, Sample, Suite, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ class Unit:
     suite_path: str
     dataset: str
     retriever: str
+    sample: tuple[int | None, int | None] | None = None  # (queries, documents) for a smoke run
+
+    def spec(self, suite: Suite) -> DatasetSpec:
+        spec = suite.dataset(self.dataset)
+        if self.sample is None:
+            return spec
+        return spec.model_copy(update={"sample": Sample(queries=self.sample[0], documents=self.sample[1])})
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,8 @@ class Outcome:
     main_metric: str
 
 
-def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None) -> list[Unit]:
+def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
+         sample: tuple[int | None, int | None] | None = None) -> list[Unit]:
     """Every (dataset, retriever) pair asked for; unknown names fail here, before any work."""
     names = datasets or list(suite.datasets)
     for name in names:
@@ -50,7 +58,7 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
         retrievers.resolve(suite.retriever(name).class_)
-    return [Unit(str(suite.path), d, r) for d in names for r in chosen]
+    return [Unit(str(suite.path), d, r, sample) for d in names for r in chosen]
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict) -> ProtocolCard:
@@ -67,7 +75,8 @@ def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dic
         candidates=spec.candidates.model_dump(mode="json") if spec.candidates else None,
         depth=spec.depth,
         remove_self_matches=spec.remove_self_matches,
-        filters={"dropped": dataset.report.dropped, "checks": spec.checks.model_dump(mode="json")},
+        filters={"dropped": dataset.report.dropped, "checks": spec.checks.model_dump(mode="json"),
+                 "sample": spec.sample.model_dump(mode="json") if spec.sample else None},
         metrics=spec.metrics,
         main_metric=spec.main_metric,
         system=system,
@@ -83,7 +92,7 @@ def apply_protocol(run: Run, spec: DatasetSpec) -> Run:
 
 def execute(unit: Unit, results: str | Path = "results", force: bool = False) -> Outcome:
     suite = load_suite(unit.suite_path)
-    spec = suite.dataset(unit.dataset)
+    spec = unit.spec(suite)
     rspec = suite.retriever(unit.retriever)
     store = ResultStore(results)
     timings: dict[str, float] = {}
@@ -122,7 +131,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, protocol=card.to_dict(),
         protocol_hash=card.protocol_hash, card_hash=card.card_hash, main_metric=spec.main_metric,
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
-        cost=retriever.cost(), environment=capture(), created=now(),
+        cost={**retriever.cost(), "peak_rss_bytes": peak_rss_bytes()}, environment=capture(), created=now(),
     )
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric)

@@ -89,6 +89,16 @@ class Expected(_Strict):
     judgments: PositiveInt | None = None
 
 
+class Sample(_Strict):
+    """A smoke run on part of the data: ``queries`` judged queries (seeded choice), and a corpus of
+    their judged documents plus seeded random others up to ``documents``. It is in the protocol
+    card, so sampled numbers never compare with full runs."""
+
+    queries: PositiveInt | None = None
+    documents: PositiveInt | None = None
+    seed: int = 0
+
+
 class DatasetSpec(_Strict):
     name: str
     source: Source
@@ -104,6 +114,7 @@ class DatasetSpec(_Strict):
     main_metric: str = "ndcg@10"
     checks: Checks = Checks()
     expected: Expected = Expected()
+    sample: Sample | None = None
 
     @field_validator("metrics")
     @classmethod

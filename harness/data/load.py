@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 
 from harness.data import checks, store
-from harness.data.model import Dataset
+from harness.data.model import Corpus, Dataset, Qrels, Queries
 from harness.data.sources import get_source
 from harness.errors import DataError
-from harness.suite import DatasetSpec
+from harness.suite import DatasetSpec, Sample
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
         store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision})
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     _check_expected(spec, len(corpus), len(queries), qrels.n_judgments, where)
+    if spec.sample is not None:
+        corpus, queries, qrels = sample(corpus, queries, qrels, spec.sample)
     return Dataset(
         name=spec.name, language=spec.language, corpus=corpus, queries=queries, qrels=qrels,
         candidates=raw.candidates, report=report, revision=revision,
@@ -40,3 +43,22 @@ def _check_expected(spec: DatasetSpec, documents: int, queries: int, judgments: 
                 f"{found[field]} (after checks). The data or the suite's `expected` counts are wrong: compare "
                 "with the dataset's official files before trusting any score on it."
             )
+
+
+def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample) -> tuple[Corpus, Queries, Qrels]:
+    """Seeded subset: queries first, then a corpus that still holds every document they judge."""
+    rng = random.Random(spec.seed)
+    query_ids = list(queries.ids)
+    if spec.queries is not None and spec.queries < len(query_ids):
+        chosen = set(rng.sample(query_ids, spec.queries))
+        query_ids = [q for q in query_ids if q in chosen]
+    qrels = Qrels({q: qrels[q] for q in query_ids})
+    keep = set()
+    if spec.documents is not None and spec.documents < len(corpus):
+        judged = {d for q in query_ids for d in qrels[q]}
+        others = [d for d in corpus.ids if d not in judged]
+        keep = judged | set(rng.sample(others, max(0, min(len(others), spec.documents - len(judged)))))
+    rows = [i for i, d in enumerate(corpus.ids) if not keep or d in keep]
+    corpus = Corpus(ids=[corpus.ids[i] for i in rows], titles=[corpus.titles[i] for i in rows],
+                    texts=[corpus.texts[i] for i in rows])
+    return corpus, queries.subset(query_ids), qrels

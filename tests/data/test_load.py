@@ -62,3 +62,21 @@ def test_unknown_ir_datasets_id_suggests_close_ids(offline):
     spec = scifact_spec(source=scifact_spec().source.model_copy(update={"id": "beir/scifakt/test"}))
     with pytest.raises(UnknownNameError, match=r"ir_datasets has no dataset 'beir/scifakt/test' \(dataset 'scifact' of suite 'beir'\)\. Did you mean beir/scifact/test"):
         load_dataset(spec, "beir")
+
+
+def test_sample_keeps_judged_documents_and_is_seeded(offline):
+    from harness.suite import Sample
+
+    full = load_dataset(scifact_spec(), "beir")
+    small = load_dataset(scifact_spec(sample=Sample(queries=10, documents=200, seed=1)), "beir")
+    again = load_dataset(scifact_spec(sample=Sample(queries=10, documents=200, seed=1)), "beir")
+    other = load_dataset(scifact_spec(sample=Sample(queries=10, documents=200, seed=2)), "beir")
+    assert len(small.queries) == 10 and len(small.corpus) == 200
+    assert small.queries.ids == again.queries.ids and small.corpus.ids == again.corpus.ids
+    assert small.queries.ids != other.queries.ids
+    judged = {d for q in small.qrels for d in small.qrels[q]}
+    assert judged <= set(small.corpus.ids)
+    assert set(small.qrels) == set(small.queries.ids)
+    # corpus order is preserved: a subsequence of the full corpus
+    positions = [full.corpus.ids.index(d) for d in small.corpus.ids]
+    assert positions == sorted(positions)
