@@ -1,0 +1,1 @@
+"""Fast kernels, kept apart from the documented wrappers."""
