@@ -34,21 +34,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.environment import cpu_model  # noqa: E402
 from harness.kernels.maxsim import maxsim_search, reference_maxsim  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "maxsim.json"
 N_DOCS, N_QUERIES, Q_LEN, FULL_DIM, MAX_LEN = 5183, 300, 32, 384, 300
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def matmul_gflops(dtype: torch.dtype, k: int, m: int, n: int, calls: int, repeats: int) -> float:

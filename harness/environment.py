@@ -44,7 +44,7 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -56,7 +56,7 @@ def _cpu_model() -> str:
 
 def hardware() -> dict:
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
         "machine": platform.machine(),

@@ -57,14 +57,12 @@ class Table:
 def _row_labels(records: list[ResultRecord]) -> dict[str, str]:
     """Row label per record key: the retriever's name, plus a configuration hash where two
     configurations share a name."""
+    config = {r.key: sha256({"class": r.retriever.get("class"), "params": r.retriever.get("params")})[:6]
+              for r in records}
     configs = defaultdict(set)
     for r in records:
-        configs[r.label].add(sha256({"class": r.retriever.get("class"), "params": r.retriever.get("params")})[:6])
-    labels = {}
-    for r in records:
-        cfg = sha256({"class": r.retriever.get("class"), "params": r.retriever.get("params")})[:6]
-        labels[r.key] = r.label if len(configs[r.label]) == 1 else f"{r.label} [{cfg}]"
-    return labels
+        configs[r.label].add(config[r.key])
+    return {r.key: r.label if len(configs[r.label]) == 1 else f"{r.label} [{config[r.key]}]" for r in records}
 
 
 def build_tables(records: list[ResultRecord], metric: str | None = None, force: bool = False) -> list[Table]:
