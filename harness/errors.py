@@ -27,3 +27,7 @@ class FormatError(HarnessError):
 
 class ProtocolMismatchError(HarnessError):
     """Results measured under different protocols were about to be compared."""
+
+
+class MissingDependencyError(HarnessError):
+    """An optional package is not installed: the message names it and the pip extra that brings it."""

@@ -4,6 +4,9 @@ A retriever is a class constructed from keyword parameters (the suite's ``params
 
 - ``set_max_length(query, document)``: the suite's token limits (``None``: the model's own),
   given before anything else; a retriever that ignores them says so in ``settings()``;
+- ``set_language(language)``: the dataset's language code (the suite's ``language``, e.g. ``ja``),
+  given with the lengths, before ``settings()``; a retriever whose text processing depends on the
+  language (BM25's analyser) chooses it here;
 - ``settings()``: everything about it that changes scores (tokenizer, weights, lengths it
   applies); it enters the protocol card's ``system`` section and the result's key;
 - ``index(ids, texts)``: take the corpus, in order;
@@ -24,6 +27,9 @@ from harness.runs import Run
 class Retriever(abc.ABC):
     def set_max_length(self, query: int | None, document: int | None) -> None:
         """Default: lengths do not apply (e.g. BM25 indexes whole texts)."""
+
+    def set_language(self, language: str) -> None:
+        """Default: the language does not matter (e.g. a multilingual encoder)."""
 
     @abc.abstractmethod
     def settings(self) -> dict[str, Any]: ...

@@ -1,20 +1,27 @@
-"""BM25 on bm25s, with PyStemmer stemming.
+"""BM25 on bm25s, with a language-aware analyser (harness.text).
 
-The defaults reproduce Pyserini's BEIR "flat" baseline: Lucene's BM25 (k1=0.9, b=0.4), lower-case,
+The analyser follows the dataset's language (``language: auto``, the default; the pipeline passes
+the suite's ``language`` through ``set_language``) or the one named in the params. For English
+the defaults reproduce Pyserini's BEIR "flat" baseline: Lucene's BM25 (k1=0.9, b=0.4), lower-case,
 Lucene's 33 English stop words, Porter stemmer, and single-character tokens kept as Lucene's
-StandardTokenizer keeps them (bm25s's own default pattern drops them).
+StandardTokenizer keeps them (bm25s's own default pattern drops them). A retriever used directly,
+with no language given, analyses English.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from harness.retrievers.base import Retriever
 from harness.runs import Run
+from harness.text import AUTO, Analyzer, analyzer_for, language_code
+from harness.text.base import versions
 
-LUCENE_TOKEN_PATTERN = r"(?u)\b\w+\b"
+log = logging.getLogger(__name__)
+DEFAULT_LANGUAGE = "en"
 
 
 class BM25Retriever(Retriever):
@@ -23,40 +30,51 @@ class BM25Retriever(Retriever):
         k1: float = 0.9,
         b: float = 0.4,
         method: str = "lucene",
-        stemmer: str | None = "porter",
-        stopwords: str | list[str] | None = "en",
-        token_pattern: str = LUCENE_TOKEN_PATTERN,
+        language: str = AUTO,
+        stemmer: str | None = AUTO,
+        stopwords: str | list[str] | None = AUTO,
+        token_pattern: str = AUTO,
         lowercase: bool = True,
     ):
-        import Stemmer
-
+        """``language``: ``auto`` (the dataset's), a language code (``ja``) or an analyser name
+        (``words``, ``cjk-bigrams``, ``ja-sudachi``, ``th-newmm``). ``stemmer`` (a PyStemmer
+        algorithm or null), ``stopwords`` (a bm25s list's language code, a list, or null) and
+        ``token_pattern`` replace the language's own choices in word analysers; ``auto`` keeps them."""
         self.k1, self.b, self.method = float(k1), float(b), method
-        self.stemmer_name, self.stopwords = stemmer, stopwords
-        self.token_pattern, self.lowercase = token_pattern, lowercase
-        self._stemmer = Stemmer.Stemmer(stemmer) if stemmer else None
+        self.language = language
+        self._options = {"stemmer": stemmer, "stopwords": stopwords, "token_pattern": token_pattern,
+                         "lowercase": lowercase}
+        self._dataset_language: str | None = None
+        # An explicit language is checked now; `auto` waits for the dataset's (or English).
+        self._analyzer: Analyzer | None = None if language == AUTO else analyzer_for(language, **self._options)
         self._model = None
         self._doc_ids: list[str] = []
+
+    def set_language(self, language: str) -> None:
+        self._dataset_language = language
+        if self.language == AUTO:
+            self._analyzer = analyzer_for(language, **self._options)
+        elif self._analyzer.language != language_code(language):
+            log.warning("bm25: the dataset's language is %r, but the retriever analyses %r as configured",
+                        language, self.language)
+
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = analyzer_for(DEFAULT_LANGUAGE, **self._options)
+        return self._analyzer
 
     def settings(self) -> dict[str, Any]:
         return {
             "bm25": {"method": self.method, "k1": self.k1, "b": self.b},
-            "tokenizer": {
-                "kind": "regex",
-                "pattern": self.token_pattern,
-                "lowercase": self.lowercase,
-                "stopwords": self.stopwords,
-                "stemmer": f"pystemmer:{self.stemmer_name}" if self.stemmer_name else None,
-            },
+            "implementation": versions("bm25s"),
+            "language": {"requested": self.language, "dataset": self._dataset_language},
+            "tokenizer": self.analyzer.describe(),
             "max_length": "not applied: BM25 indexes whole texts",
         }
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
-        import bm25s
-
-        return bm25s.tokenize(
-            texts, lower=self.lowercase, stopwords=self.stopwords, stemmer=self._stemmer,
-            token_pattern=self.token_pattern, return_ids=False, show_progress=False,
-        )
+        return self.analyzer.analyze(texts)
 
     def index(self, ids: list[str], texts: list[str]) -> None:
         import bm25s
