@@ -8,7 +8,7 @@ Two hashes, because a table compares different systems under one protocol:
 - ``card_hash`` adds the ``system`` section: what the retriever did to the text (tokenizer,
   stemmer, stop words, its own length handling). It identifies one result.
 
-Display labels (suite and dataset names) are carried but hashed by neither, so the same data
+Display labels (suite and dataset names, a dataset's group) are carried but hashed by neither, so the same data
 under the same protocol compares across suites.
 """
 
@@ -21,7 +21,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 SCHEMA_VERSION = 1
-_LABELS = ("suite", "dataset")
+# ``group`` (CQADupStack's forums) only tells reports how to average: a label, like the names.
+_LABELS = ("suite", "dataset", "group", "in_average")
+# How tables and comparisons mark a number measured under another protocol (when forced).
+MISMATCH_MARK = "†"
 
 
 def canonical_json(obj: Any) -> str:
@@ -39,6 +42,8 @@ class ProtocolCard(BaseModel):
     schema_version: int = SCHEMA_VERSION
     suite: str
     dataset: str
+    group: str | None = None
+    in_average: bool = True
     source: dict[str, Any]
     revision: dict[str, Any]
     language: str

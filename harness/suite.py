@@ -15,14 +15,16 @@ validates.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, ValidationError, field_validator,
+                      model_validator)
 
-from harness.errors import SuiteError, UnknownNameError
+from harness.errors import DataUnavailableError, SuiteError, UnknownNameError
 from harness.metrics import DEFAULT_METRICS, parse_metric
 
 
@@ -51,8 +53,122 @@ class IrDatasetsSource(_Strict):
     id: str = Field(min_length=1)
 
 
-# Hugging Face datasets and local folders join this union as further ``kind`` values.
-Source = IrDatasetsSource
+_COMMIT_SHA = r"[0-9a-f]{40}"
+_HUB_REPO = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$"  # owner/name
+
+
+def _pinned(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(_COMMIT_SHA, value):
+        raise ValueError(
+            f"revision {value!r} is not a commit: give the full 40-character commit sha of the hub repo "
+            "(a branch or tag such as 'main' moves, so it pins nothing; the repo's 'Files and versions' "
+            "history lists the commits)"
+        )
+    return value
+
+
+class HubPart(_Strict):
+    """One part of a Hugging Face source: files of a hub dataset repo at a pinned commit, and which
+    of their columns hold what.
+
+    ``files`` are paths inside the repo, what a dataset card's config and split resolve to (e.g.
+    config ``ar-corpus``, split ``dev`` -> ``ar-corpus/dev-*``); ``*`` and ``?`` match within one
+    folder, against the repo's files at that commit. ``repo`` and ``revision`` default to the
+    source's own. ``where`` keeps only the rows whose column equals the given value.
+
+    A column reference is a column name; ``list.field`` for that field of every item of a list
+    column (``positive_passages.docid``); or a template such as ``"q##{positive}"`` built from
+    columns."""
+
+    repo: str | None = Field(default=None, pattern=_HUB_REPO)
+    revision: str | None = None
+    files: list[str] = Field(min_length=1)
+    where: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("revision")
+    @classmethod
+    def _commit(cls, value: str | None) -> str | None:
+        return _pinned(value)
+
+
+class HubDocuments(HubPart):
+    id: str
+    text: str
+    title: str | None = None
+
+
+class HubQueries(HubPart):
+    id: str
+    text: str
+
+
+class HubJudgments(HubPart):
+    query_id: str
+    doc_id: str  # a column of ids or of lists of ids (LoCo's answer_pids), or `list.field`
+    relevance: int | str = 1  # a grade column, or the grade of every document the row names
+
+
+class HubCandidates(HubPart):
+    """Documents to re-rank per query, in the given order: rows in file order, and within a row
+    the ``doc_ids`` columns in the order listed (each an id or a list of ids)."""
+
+    query_id: str
+    doc_ids: list[str] = Field(min_length=1)
+
+
+class HuggingFaceSource(_Strict):
+    """Data read from Hugging Face hub dataset repos at pinned commits, through the hub cache."""
+
+    kind: Literal["huggingface"]
+    repo: str = Field(pattern=_HUB_REPO)
+    revision: str
+    documents: HubDocuments
+    queries: HubQueries
+    judgments: HubJudgments
+    candidates: HubCandidates | None = None
+
+    @field_validator("revision")
+    @classmethod
+    def _commit(cls, value: str | None) -> str | None:
+        return _pinned(value)
+
+    def parts(self) -> dict[str, HubPart]:
+        named = {"documents": self.documents, "queries": self.queries, "judgments": self.judgments,
+                 "candidates": self.candidates}
+        return {name: part for name, part in named.items() if part is not None}
+
+    def location(self, part: HubPart) -> tuple[str, str]:
+        """(repo, commit) a part reads from."""
+        return part.repo or self.repo, part.revision or self.revision
+
+    @property
+    def id(self) -> str:
+        """A readable label (cache folder names, `harness list`): where the queries come from. The
+        cache key itself hashes the whole source, column mapping included."""
+        repo, commit = self.location(self.queries)
+        return f"{repo}@{commit[:7]}:{self.queries.files[0]}"
+
+
+SOURCE_KINDS = ("ir_datasets", "huggingface")
+
+
+def _kind(value: Any) -> str | None:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+# One model per `kind`; an unknown or missing kind is one error naming the kinds there are.
+Source = Annotated[
+    Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")],
+    Discriminator(_kind, custom_error_type="source_kind",
+                  custom_error_message="`kind` is missing or unknown: a source's kind is one of "
+                                       + ", ".join(SOURCE_KINDS)),
+]
+
+
+def _without_source_tag(loc: tuple) -> tuple:
+    """An error location without the kind pydantic inserts after `source`
+    (`source.huggingface.revision` -> `source.revision`), so that it names the file's own fields."""
+    return tuple(p for i, p in enumerate(loc) if not (i and loc[i - 1] == "source" and p in SOURCE_KINDS))
 
 
 class TextSpec(_Strict):
@@ -82,11 +198,20 @@ class Candidates(_Strict):
 
 
 class Expected(_Strict):
-    """Counts the loaded data must match, from the dataset's official files."""
+    """What the source must give, from the dataset's official files. Counted as the source yields
+    the rows, before the checks drop any (drops are reported apart, in the protocol card), so the
+    numbers are the files' own: ``judgments`` counts judgment lines of every grade, 0 included;
+    ``grades`` is the set of relevance grades those lines use."""
 
     documents: PositiveInt | None = None
     queries: PositiveInt | None = None
     judgments: PositiveInt | None = None
+    grades: list[int] | None = Field(default=None, min_length=1)
+
+    @field_validator("grades")
+    @classmethod
+    def _sorted_unique(cls, value: list[int] | None) -> list[int] | None:
+        return sorted(set(value)) if value is not None else None
 
 
 class Sample(_Strict):
@@ -101,7 +226,8 @@ class Sample(_Strict):
 
 class DatasetSpec(_Strict):
     name: str
-    source: Source
+    # Absent only for a dataset listed as `unavailable` (one that cannot be had).
+    source: Source | None = None
     language: str = Field(min_length=2)
     split: str
     text: TextSpec = TextSpec()
@@ -115,6 +241,14 @@ class DatasetSpec(_Strict):
     checks: Checks = Checks()
     expected: Expected = Expected()
     sample: Sample | None = None
+    # Members of one group (CQADupStack's 12 forums) count once in a suite's average, as their mean.
+    # A label for reports: it changes no score, so it stays out of the protocol hash.
+    group: str | None = Field(default=None, min_length=1)
+    # False for a dataset reported beside a suite but outside its average (BEIR's MS MARCO: in
+    # domain for most models, so not part of the zero-shot average).
+    in_average: bool = True
+    # Why the dataset cannot be run (e.g. a licensed corpus); it is listed, and refused by `run`.
+    unavailable: str | None = Field(default=None, min_length=1)
 
     @field_validator("metrics")
     @classmethod
@@ -134,7 +268,19 @@ class DatasetSpec(_Strict):
             raise ValueError("mode: rerank needs `candidates` (source: dataset, or source: retriever)")
         if self.mode == "full" and self.candidates is not None:
             raise ValueError("`candidates` only applies to mode: rerank")
+        if self.source is None and self.unavailable is None:
+            raise ValueError("`source` is required (or `unavailable: <reason>` for a dataset that cannot be had)")
         return self
+
+    def require_available(self, suite_name: str = "", suite_path: str | Path = "") -> None:
+        """Refuse, with the suite's reason, a dataset listed as unavailable."""
+        if self.unavailable is not None:
+            where = f" of suite {suite_name!r}" if suite_name else ""
+            where += f" ({suite_path})" if suite_path else ""
+            raise DataUnavailableError(
+                f"Dataset {self.name!r}{where} is listed but cannot be run: {self.unavailable}. "
+                "`harness list` shows the datasets that can."
+            )
 
 
 class RetrieverSpec(_Strict):
@@ -283,6 +429,7 @@ def load_suite(path: str | Path) -> Suite:
         except ValidationError as e:
             for err in e.errors():
                 loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+                loc = _without_source_tag(loc)
                 in_entry = loc and loc[0] in entry
                 base = ("datasets", name) if (in_entry or not loc or loc[0] not in defaults) else ("defaults",)
                 problems.append(fail(base + loc, _message(err), fallback=("datasets", name)))

@@ -93,7 +93,9 @@ def test_malformed_suite_is_one_paragraph_and_writes_nothing(tmp_path):
 def test_unknown_dataset_names_the_known_ones_and_writes_nothing(tmp_path):
     result = run_cli("run", str(SCIFACT_SUITE), "--dataset", "scifakt", "--results", str(tmp_path / "results"))
     assert result.returncode == 2
-    assert "has no dataset 'scifakt'. Its datasets are: scifact." in " ".join(result.stderr.split())
+    message = " ".join(result.stderr.split())
+    assert "has no dataset 'scifakt'. Its datasets are: trec-covid, nfcorpus, nq," in message
+    assert ", scifact, msmarco, bioasq, signal1m, trec-news, robust04." in message
     assert not (tmp_path / "results").exists()
 
 

@@ -7,7 +7,7 @@ import random
 
 from harness.data import checks, store
 from harness.data.model import Corpus, Dataset, Qrels, Queries
-from harness.data.sources import get_source
+from harness.data.sources import RawData, get_source
 from harness.errors import DataError
 from harness.suite import DatasetSpec, Sample
 
@@ -16,16 +16,17 @@ log = logging.getLogger(__name__)
 
 def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     where = f"dataset {spec.name!r}" + (f" of suite {suite_name!r}" if suite_name else "")
+    spec.require_available(suite_name)
     source = get_source(spec.source.kind)
-    revision = source.revision(spec.source.id)
+    revision = source.revision(spec.source)
     path = store.entry_dir(spec.source.kind, spec.source.id, revision)
     raw = store.read(path)
     if raw is None:
         log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
-        raw = source.read(spec.source.id, where)
+        raw = source.read(spec.source, where)
         store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision})
+    _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
-    _check_expected(spec, len(corpus), len(queries), qrels.n_judgments, where)
     if spec.sample is not None:
         corpus, queries, qrels = sample(corpus, queries, qrels, spec.sample)
     return Dataset(
@@ -34,15 +35,27 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     )
 
 
-def _check_expected(spec: DatasetSpec, documents: int, queries: int, judgments: int, where: str) -> None:
-    found = {"documents": documents, "queries": queries, "judgments": judgments}
-    for field, want in spec.expected.model_dump().items():
-        if want is not None and found[field] != want:
+def _check_expected(spec: DatasetSpec, raw: RawData, where: str) -> None:
+    """Compare the source's rows, before any check drops one, with the suite's `expected`: the
+    official files' own counts (every judgment line, grade 0 included) and relevance grades.
+    What the checks then drop is counted apart, in the protocol card."""
+    want = spec.expected
+    found = {"documents": len(raw.documents), "queries": len(raw.queries), "judgments": len(raw.judgments)}
+    for field, count in found.items():
+        expected = getattr(want, field)
+        if expected is not None and count != expected:
             raise DataError(
-                f"{where}: the suite expects {want} {field} but {spec.source.kind} {spec.source.id!r} gave "
-                f"{found[field]} (after checks). The data or the suite's `expected` counts are wrong: compare "
-                "with the dataset's official files before trusting any score on it."
+                f"{where}: the suite expects {expected} {field} but {spec.source.kind} {spec.source.id!r} gave "
+                f"{count} (as read, before the checks drop anything). The data or the suite's `expected` "
+                "counts are wrong: compare with the dataset's official files before trusting any score on it."
             )
+    grades = sorted({int(grade) for _, _, grade in raw.judgments})
+    if want.grades is not None and grades != want.grades:
+        raise DataError(
+            f"{where}: the suite expects relevance grades {want.grades} but the judgments of "
+            f"{spec.source.kind} {spec.source.id!r} use {grades}. The data or the suite's `expected.grades` "
+            "are wrong: compare with the dataset's official qrels before trusting any score on it."
+        )
 
 
 def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample) -> tuple[Corpus, Queries, Qrels]:

@@ -1,8 +1,9 @@
 """On-disk Parquet cache of normalised source data, keyed by source and revision.
 
-A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files and a
-``manifest.json``. It is written under a temporary name and renamed into place, so an entry that
-exists is complete; a crash leaves only a temporary folder, which the next write replaces.
+A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files (and
+``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json``. It is
+written under a temporary name and renamed into place, so an entry that exists is complete; a
+crash leaves only a temporary folder, which the next write replaces.
 """
 
 from __future__ import annotations
@@ -40,7 +41,19 @@ def read(path: Path) -> RawData | None:
         documents=list(zip(docs["id"], docs["title"], docs["text"])),
         queries=list(zip(queries["id"], queries["text"])),
         judgments=list(zip(judg["query_id"], judg["doc_id"], judg["relevance"])),
+        candidates=_read_candidates(path / "candidates.parquet"),
     )
+
+
+def _read_candidates(path: Path) -> dict[str, list[str]] | None:
+    """Re-ranking candidates per query, in the source's order (``rank`` keeps it)."""
+    if not path.is_file():
+        return None
+    table = pq.read_table(path).to_pydict()
+    out: dict[str, list[tuple[int, str]]] = {}
+    for qid, did, rank in zip(table["query_id"], table["doc_id"], table["rank"]):
+        out.setdefault(qid, []).append((rank, did))
+    return {qid: [did for _, did in sorted(ranked)] for qid, ranked in out.items()}
 
 
 def write(path: Path, raw: RawData, manifest: dict) -> None:
@@ -57,6 +70,12 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
             pa.table({"query_id": list(jq), "doc_id": list(jd), "relevance": pa.array(jr, type=pa.int32())}),
             tmp / "judgments.parquet",
         )
+        if raw.candidates is not None:
+            rows = [(q, d, rank) for q, docs in raw.candidates.items() for rank, d in enumerate(docs)]
+            cq, cd, cr = zip(*rows) if rows else ((), (), ())
+            table = pa.table({"query_id": pa.array(cq, type=pa.string()), "doc_id": pa.array(cd, type=pa.string()),
+                              "rank": pa.array(cr, type=pa.int32())})
+            pq.write_table(table, tmp / "candidates.parquet")
         counts = {"documents": len(raw.documents), "queries": len(raw.queries), "judgments": len(raw.judgments)}
         (tmp / "manifest.json").write_text(json.dumps({**manifest, "counts": counts}, indent=2, sort_keys=True))
         if (path / "manifest.json").is_file():  # another process finished first: as good as ours

@@ -17,9 +17,29 @@ class RawData:
     notes: dict[str, int] = field(default_factory=dict)
 
 
+class _ById:
+    """ir_datasets names a dataset by one id string; the loader hands every source its whole
+    suite entry (a Hugging Face source is a mapping of parts), so this passes the id on."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def revision(self, source) -> dict:
+        return self.module.revision(source.id)
+
+    def read(self, source, where: str) -> RawData:
+        return self.module.read(source.id, where)
+
+
 def get_source(kind: str):
+    """The reader of a source kind: ``revision(source) -> dict`` and ``read(source, where) -> RawData``,
+    both taking the suite entry's ``source``."""
     if kind == "ir_datasets":
         from harness.data.sources import irds
 
-        return irds
+        return _ById(irds)
+    if kind == "huggingface":
+        from harness.data.sources import huggingface
+
+        return huggingface
     raise ValueError(f"unknown source kind {kind!r}")  # unreachable: the suite schema validates kinds

@@ -1,40 +1,38 @@
 """ir_datasets as a source. ir_datasets owns download and format parsing; this module only reads
-its iterators, pins the revision, and turns a failed download into an actionable error."""
+its iterators, pins the revision, and turns missing data into an actionable error, fast.
+
+Which files a dataset needs is read off the dataset object itself (the ``Download`` records its
+components hold), not guessed from ids: ``beir/webis-touche2020/v2`` needs the v2 zip only, and
+``miracl/yo/dev`` the Yoruba corpus with the dev topics and qrels, not the test topics."""
 
 from __future__ import annotations
 
 import difflib
-import json
-from importlib import metadata, resources
+import functools
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from harness.data.sources import RawData
 from harness.errors import DataUnavailableError, UnknownNameError
 from harness.paths import ir_datasets_home
 
-
-def _downloads_for(dataset_id: str) -> list[dict]:
-    """ir_datasets' own download records (url, md5, cache path) behind a dataset id."""
-    table = json.loads((resources.files("ir_datasets") / "etc" / "downloads.json").read_text())
-    family, _, rest = dataset_id.partition("/")
-    entries = table.get(family, {})
-    first = rest.split("/")[0] if rest else ""
-    keys = [k for k in entries if first and first in k.split("/")] or list(entries)
-    found = []
-    for key in sorted(keys):
-        entry = entries[key]
-        if isinstance(entry, dict) and "url" in entry:
-            found.append({"key": key, "url": entry["url"], "md5": entry.get("expected_md5"),
-                          "path": f"{family}/{entry.get('cache_path', key)}"})
-    return found
+# One request decides whether the network can reach a missing file's server at all. Without it,
+# a firewall that drops packets costs ir_datasets' retries: 3 tries x 15 s per file.
+_PROBE_TIMEOUT_S = 5.0
 
 
-def revision(dataset_id: str) -> dict:
-    """The ir_datasets release and the checksums of the files it downloads for this id."""
-    return {
-        "ir_datasets": metadata.version("ir_datasets"),
-        "files_md5": sorted(d["md5"] for d in _downloads_for(dataset_id) if d["md5"]),
-    }
+@dataclass(frozen=True)
+class SourceFile:
+    """One file ir_datasets downloads for a dataset: where it goes, its checksum, its address."""
+
+    path: Path
+    md5: str | None
+    url: str | None
+    local_copies: tuple[Path, ...] = ()  # other places ir_datasets reads it from (downloads/<md5>)
+
+    def present(self) -> bool:
+        return self.path.exists() or any(p.exists() for p in self.local_copies)
 
 
 def _load(dataset_id: str, where: str):
@@ -51,8 +49,63 @@ def _load(dataset_id: str, where: str):
         ) from None
 
 
+def _downloads(obj, seen: set[int], found: list) -> None:
+    """The ``Download`` objects reachable from an ir_datasets dataset (docs, queries, qrels wrap
+    them in extractors and caches; only ir_datasets' own objects are walked)."""
+    from ir_datasets.util.download import Download
+
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Download):
+        found.append(obj)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            _downloads(item, seen, found)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _downloads(item, seen, found)
+    elif type(obj).__module__.startswith("ir_datasets") and hasattr(obj, "__dict__"):
+        for item in vars(obj).values():
+            _downloads(item, seen, found)
+
+
+@functools.lru_cache(maxsize=None)
+def source_files(dataset_id: str) -> tuple[SourceFile, ...]:
+    """The files behind a dataset id. Their paths are under the IR_DATASETS_HOME that ir_datasets
+    read when it was first imported in this process."""
+    from ir_datasets.util.download import LocalDownload
+
+    found: list = []
+    _downloads(_load(dataset_id, f"id {dataset_id!r}"), set(), found)
+    files = {}
+    for download in found:
+        if download._cache_path is None:  # streamed, never stored: nothing to put in place
+            continue
+        urls = [m.url for m in download.mirrors if hasattr(m, "url")]
+        local = tuple(Path(m._path) for m in download.mirrors if isinstance(m, LocalDownload))
+        path = Path(download._cache_path)
+        files[path] = SourceFile(path=path, md5=download.expected_md5, url=urls[0] if urls else None,
+                                 local_copies=local)
+    return tuple(files.values())
+
+
+def revision(dataset_id: str) -> dict:
+    """The ir_datasets release and the checksums of the files it downloads for this id."""
+    try:
+        files = source_files(dataset_id)
+    except UnknownNameError:  # read() reports it, naming the dataset and suite that use the id
+        files = ()
+    return {"ir_datasets": metadata.version("ir_datasets"), "files_md5": sorted(f.md5 for f in files if f.md5)}
+
+
 def read(dataset_id: str, where: str) -> RawData:
     dataset = _load(dataset_id, where)
+    missing = [f for f in source_files(dataset_id) if not f.present()]
+    if missing:
+        failure = _unreachable(next((f.url for f in missing if f.url), None))
+        if failure is not None:  # offline: say so now, before ir_datasets starts its retries
+            raise _unavailable(dataset_id, where, failure)
     try:
         documents = [(d.doc_id, getattr(d, "title", "") or "", d.text or "") for d in dataset.docs_iter()]
         queries = [(q.query_id, q.text or "") for q in dataset.queries_iter()]
@@ -62,10 +115,24 @@ def read(dataset_id: str, where: str) -> RawData:
     return RawData(documents=documents, queries=queries, judgments=judgments)
 
 
+def _unreachable(url: str | None) -> Exception | None:
+    """The error of one quick request to ``url``'s server, or None if the server answered at all
+    (any HTTP status: ir_datasets then does the download, with its own retries and checksums)."""
+    if url is None:
+        return None
+    import requests
+
+    try:
+        requests.head(url, timeout=_PROBE_TIMEOUT_S, allow_redirects=False).close()
+    except requests.RequestException as e:
+        return e
+    return None
+
+
 def _unavailable(dataset_id: str, where: str, error: Exception) -> DataUnavailableError:
     home = ir_datasets_home()
-    missing = [d for d in _downloads_for(dataset_id) if not (home / d["path"]).exists()]
-    files = "; ".join(f"{home / d['path']} (md5 {d['md5']}, from {d['url']})" for d in missing[:4])
+    missing = [f for f in source_files(dataset_id) if not f.present()]
+    files = "; ".join(f"{f.path} (md5 {f.md5}, from {f.url})" for f in missing[:4])
     more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
     reason = str(error).split("(Caused by")[0].strip()
     return DataUnavailableError(
