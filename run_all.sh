@@ -81,7 +81,7 @@ case "${1:-benchmark}" in
         ;;
     benchmark)
         harness run suites/beir.yaml --dataset scifact
-        harness report results/ --format markdown --format latex --format csv
+        harness report results/ --format markdown --format latex --format csv --format html --baseline bm25
         ;;
     *)
         echo "usage: $0 [test [pytest args...]]" >&2

@@ -21,14 +21,14 @@ def records():
     ]
 
 
-def test_markdown_table_bold_best_and_average():
+def test_markdown_table_bold_best_underlined_second_and_average():
     (table,) = build_tables(records())
     assert table.columns == ["nfcorpus", "scifact"]
     lines = to_markdown(table).splitlines()
     assert lines[2:7] == [
         "| Retriever | nfcorpus | scifact | Avg |",
         "|---|---:|---:|---:|",
-        "| bm25 | 32.5 | 67.7 | 50.1 |",
+        "| bm25 | <ins>32.5</ins> | <ins>67.7</ins> | <ins>50.1</ins> |",
         "| colbert_v2 | **33.8** | **69.3** | **51.5** |",
         "| dense |  | 64.5 |  |",
     ]
@@ -47,9 +47,11 @@ def test_csv_keeps_full_precision():
 def test_latex_is_a_complete_booktabs_document_with_escapes():
     (table,) = build_tables(records())
     tex = to_latex([table])
-    assert tex.startswith("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}")
+    assert tex.startswith("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{amssymb}\n"
+                          "\\usepackage{graphicx}\n\\begin{document}")
     assert "\\toprule\nRetriever & nfcorpus & scifact & Avg \\\\\n\\midrule" in tex
     assert "colbert\\_v2 & \\textbf{33.8} & \\textbf{69.3} & \\textbf{51.5} \\\\" in tex
+    assert "bm25 & \\underline{32.5} & \\underline{67.7} & \\underline{50.1} \\\\" in tex
     assert tex.rstrip().endswith("\\end{document}")
 
 
