@@ -1,7 +1,6 @@
 """The CLI end to end, as a user runs it: fresh processes, the real ir_datasets path, offline."""
 
 import json
-import math
 import shutil
 
 import pytest

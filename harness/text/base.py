@@ -22,6 +22,7 @@ MULTILINGUAL_INSTALL = "pip install late-interaction-harness[multilingual]"
 class Analyzer(abc.ABC):
     name: str
     language: str | None
+    lowercase: bool = True
 
     @abc.abstractmethod
     def analyze(self, texts: Sequence[str]) -> list[list[str]]:
@@ -30,6 +31,20 @@ class Analyzer(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """JSON-able: name, language, segmentation, normalisation, stemmer, stop words, libraries."""
+
+    def _description(self, **choices: Any) -> dict[str, Any]:
+        """``describe()``'s common fields, then the analyser's own choices."""
+        return {"analyzer": self.name, "language": self.language, **choices, "lowercase": self.lowercase}
+
+
+class TextByTextAnalyzer(Analyzer):
+    """An analyser that segments each text on its own (dictionary and rule-based segmenters)."""
+
+    @abc.abstractmethod
+    def tokens(self, text: str) -> list[str]: ...
+
+    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
+        return [self.tokens(t) for t in texts]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(language={self.language!r})"

@@ -11,17 +11,17 @@ few lines. Lucene's analyser also drops ~30 English stop words; this one keeps e
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Sequence
+from typing import Any
 
 import regex
 
-from harness.text.base import Analyzer, versions
+from harness.text.base import TextByTextAnalyzer, versions
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}ー"  # ー (U+30FC) is script Common, Katakana for UAX#29
 _RUNS = regex.compile(rf"(?P<cjk>[{_CJK}]+)|[^\W{_CJK}]+")
 
 
-class CJKBigramAnalyzer(Analyzer):
+class CJKBigramAnalyzer(TextByTextAnalyzer):
     name = "cjk-bigrams"
 
     def __init__(self, language: str | None = None, *, lowercase: bool = True):
@@ -41,18 +41,12 @@ class CJKBigramAnalyzer(Analyzer):
                 out.append(run)
         return out
 
-    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
-        return [self.tokens(t) for t in texts]
-
     def describe(self) -> dict[str, Any]:
-        return {
-            "analyzer": self.name,
-            "language": self.language,
-            "segmentation": "overlapping bigrams of Han/Hiragana/Katakana/Hangul runs (Lucene CJKAnalyzer); "
-                            "other words whole",
-            "normalization": "NFKC",
-            "lowercase": self.lowercase,
-            "stopwords": None,
-            "stemmer": None,
-            "libraries": versions("regex"),
-        }
+        return self._description(
+            segmentation="overlapping bigrams of Han/Hiragana/Katakana/Hangul runs (Lucene CJKAnalyzer); "
+                         "other words whole",
+            normalization="NFKC",
+            stopwords=None,
+            stemmer=None,
+            libraries=versions("regex"),
+        )

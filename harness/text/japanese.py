@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import regex
 
 from harness.errors import UnknownNameError
-from harness.text.base import Analyzer, require, versions
+from harness.text.base import TextByTextAnalyzer, require, versions
 
 # Particles, auxiliary verbs, punctuation and brackets, whitespace, conjunctions.
 STOP_PARTS_OF_SPEECH = ("助詞", "助動詞", "補助記号", "空白", "接続詞")
@@ -50,7 +50,7 @@ def chunks(text: str, limit: int = MAX_CHARS) -> Iterator[str]:
         yield piece
 
 
-class SudachiAnalyzer(Analyzer):
+class SudachiAnalyzer(TextByTextAnalyzer):
     name = "ja-sudachi"
 
     def __init__(self, language: str | None = "ja", *, mode: str = "A", dictionary: str = "core",
@@ -86,18 +86,12 @@ class SudachiAnalyzer(Analyzer):
                     out.append(term)
         return out
 
-    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
-        return [self.tokens(t) for t in texts]
-
     def describe(self) -> dict[str, Any]:
-        return {
-            "analyzer": self.name,
-            "language": self.language,
-            "segmentation": f"sudachi split mode {self.mode}",
-            "terms": "dictionary form, NFKC",
-            "normalization": "NFKC",
-            "lowercase": self.lowercase,
-            "stopwords": {"parts_of_speech": list(STOP_PARTS_OF_SPEECH)},
-            "stemmer": None,
-            "libraries": versions("SudachiPy", self._dictionary_package, "regex"),
-        }
+        return self._description(
+            segmentation=f"sudachi split mode {self.mode}",
+            terms="dictionary form, NFKC",
+            normalization="NFKC",
+            stopwords={"parts_of_speech": list(STOP_PARTS_OF_SPEECH)},
+            stemmer=None,
+            libraries=versions("SudachiPy", self._dictionary_package, "regex"),
+        )

@@ -10,17 +10,17 @@ does not know.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import regex
 
-from harness.text.base import Analyzer, require, versions
+from harness.text.base import TextByTextAnalyzer, require, versions
 
 ENGINE = "newmm-safe"
 _WORD = regex.compile(r"\w+")
 
 
-class ThaiAnalyzer(Analyzer):
+class ThaiAnalyzer(TextByTextAnalyzer):
     name = "th-newmm"
 
     def __init__(self, language: str | None = "th", *, lowercase: bool = True):
@@ -35,17 +35,11 @@ class ThaiAnalyzer(Analyzer):
         # Segments may be punctuation, or carry it ("ค.ศ."): keep the word characters, as terms.
         return [t for w in words for t in _WORD.findall(w)]
 
-    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
-        return [self.tokens(t) for t in texts]
-
     def describe(self) -> dict[str, Any]:
-        return {
-            "analyzer": self.name,
-            "language": self.language,
-            "segmentation": f"pythainlp {ENGINE} (dictionary maximal matching), then word characters",
-            "normalization": None,
-            "lowercase": self.lowercase,
-            "stopwords": None,
-            "stemmer": None,
-            "libraries": versions("pythainlp", "regex"),
-        }
+        return self._description(
+            segmentation=f"pythainlp {ENGINE} (dictionary maximal matching), then word characters",
+            normalization=None,
+            stopwords=None,
+            stemmer=None,
+            libraries=versions("pythainlp", "regex"),
+        )
