@@ -1,4 +1,4 @@
-"""Command line: ``harness list | run | evaluate | import | report``.
+"""Command line: ``harness list | run | evaluate | import | report | compare | regress``.
 
 Commands stay thin: they parse options, call one public function, and print. Heavy libraries are
 imported inside the commands that need them, so ``harness list`` starts fast.
@@ -37,13 +37,29 @@ def list_(suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of s
 
     for path in find_suites(suites_dir):
         suite = load_suite(path)
-        table = Table(title=f"suite {suite.name} ({path})", title_justify="left")
-        for col in ("dataset", "source", "language", "split", "mode", "main metric"):
-            table.add_column(col)
-        for spec in suite.datasets.values():
-            table.add_row(spec.name, f"{spec.source.kind}:{spec.source.id}", spec.language, spec.split,
-                          spec.mode, spec.main_metric)
+        specs = list(suite.datasets.values())
+        unavailable = [s for s in specs if s.unavailable]
+        groups = sorted({s.group for s in specs if s.group})
+        counts = f"{len(specs) - len(unavailable)} datasets" + (f", {len(unavailable)} unavailable" if unavailable else "")
+        counts += "".join(f", group {g} of {sum(s.group == g for s in specs)}" for g in groups)
+        # A field with one value across the suite goes in the title, not in a column of repeats.
+        fields = {"lang": lambda s: s.language, "split": lambda s: s.split, "mode": lambda s: s.mode,
+                  "main metric": lambda s: s.main_metric}
+        shared = {k: f(specs[0]) for k, f in fields.items() if len({f(s) for s in specs}) == 1}
+        columns = [k for k in fields if k not in shared]
+        title = f"suite {suite.name} ({path}): {counts}" + "".join(f"; {k} {v}" for k, v in shared.items())
+        console.print(title, highlight=False)  # above the table, not its title: no wrapping to its width
+        table = Table()
+        # Names and ids never break across lines (they are copied into commands).
+        for col in ("dataset", "source", *columns) + (("group",) if groups else ()):
+            table.add_column(col, no_wrap=True)
+        for spec in specs:
+            source = f"{spec.source.kind}:{spec.source.id}" if spec.source else "unavailable, see below"
+            row = [spec.name, source, *(fields[k](spec) for k in columns)] + ([spec.group or ""] if groups else [])
+            table.add_row(*row, style="dim" if spec.unavailable else None)
         console.print(table)
+        for spec in unavailable:
+            console.print(f"  {spec.name} is unavailable: {spec.unavailable}", highlight=False)
         configs = suite.retriever_configs()
         if configs:
             table = Table(title=f"suite {suite.name}: retriever configurations (--retriever NAME)", title_justify="left")
@@ -69,6 +85,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
     max_queries: Annotated[Optional[int], typer.Option("--max-queries", help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
     max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
+    latency_queries: Annotated[int, typer.Option("--latency-queries", help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
     from harness.pipeline import execute, plan
@@ -78,7 +95,7 @@ def run(
 
     s = load_suite(suite)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
-    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke)
+    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries)
     for unit in units:
         outcome = execute(unit, results, force=force)
         score = outcome.metrics[outcome.main_metric]
@@ -161,22 +178,112 @@ def import_(
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="Results folder")] = Path("results"),
-    fmt: Annotated[Optional[list[str]], typer.Option("--format", "-f", help="markdown, latex or csv (repeatable)")] = None,
+    fmt: Annotated[Optional[list[str]], typer.Option("--format", "-f", help="markdown, latex, csv or html (repeatable; default: all)")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("reports"),
     metric: Annotated[Optional[str], typer.Option("--metric", help="Tabulate this metric instead of each dataset's main one")] = None,
     force: Annotated[bool, typer.Option("--force", help="Tabulate results of different protocols, marked")] = False,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Mark cells significantly better/worse than this row (paired randomization test, Holm per table)")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate of the significance marks")] = 0.05,
+    permutations: Annotated[int, typer.Option("--permutations", help="Randomization-test assignments per cell")] = 10_000,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the plots (always with html)")] = True,
 ):
-    """Tables of retrievers x datasets from stored results, written under reports/."""
-    from harness.report import FORMATS, write_reports
+    """Tables of retrievers x datasets, plots and one HTML page from stored results, under reports/."""
+    from harness.report import write_reports
 
-    formats = fmt or ["markdown"]
-    for f in formats:
-        if f not in FORMATS:
-            raise HarnessError(f"Unknown report format {f!r}; choose from {', '.join(FORMATS)}.")
-    for path in write_reports(results, out, formats, metric=metric, force=force):
-        console.print(f"wrote {path}")
-    if "markdown" in formats:
-        console.print((out / ("results.md" if metric is None else f"results-{metric.replace('@', '_at_')}.md")).read_text())
+    written = write_reports(results, out, fmt, metric=metric, force=force, baseline=baseline, plots=plots,
+                            alpha=alpha, permutations=permutations)
+    images = [p for p in written if p.suffix in (".png", ".svg")]
+    for path in written:
+        if path not in images:
+            console.print(f"wrote {path}", markup=False, highlight=False)
+    if images:
+        console.print(f"wrote {len(images) // 2} plots (PNG and SVG) under {images[0].parent}")
+    markdown = next((p for p in written if p.suffix == ".md"), None)
+    if markdown is not None:
+        console.print(markdown.read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
+
+
+ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and randomization assignments")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the resampling")]
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline: a result folder or a results root")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate: a result folder or a results root")],
+    metric: Annotated[Optional[str], typer.Option("--metric", help="Compare this metric instead of each dataset's main one")] = None,
+    top: Annotated[int, typer.Option("--top", help="How many of the most changed queries to list per dataset")] = 10,
+    resamples: ResamplesOpt = 10_000,
+    seed: SeedOpt = 0,
+    force: Annotated[bool, typer.Option("--force", help="Compare results of different protocols, marked")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+):
+    """Per-dataset deltas of B against A with bootstrap CIs, p-values, wins/losses and the queries that changed most."""
+    from harness.compare import comparison_json, comparison_tables, compare_results
+
+    comparisons, notes = compare_results(baseline, candidate, metric=metric, force=force, resamples=resamples,
+                                         seed=seed, top=top)
+    if as_json:
+        sys.stdout.write(json.dumps(comparison_json(comparisons, notes, resamples, seed), indent=2) + "\n")
+        return
+    for item in comparison_tables(comparisons, resamples, seed):
+        console.print(item, soft_wrap=isinstance(item, str))
+    for note in notes:
+        console.print(f"note: {note}", soft_wrap=True)
+
+
+@app.command()
+def regress(
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline results: a result folder or a results root")],
+    candidate: Annotated[Optional[Path], typer.Option("--candidate", help="Candidate results: a result folder or a results root")] = None,
+    candidate_model: Annotated[Optional[str], typer.Option("--candidate-model", help="Re-run the baseline's configurations with this model (path or id) and gate that")] = None,
+    candidate_results: Annotated[Path, typer.Option("--candidate-results", help="With --candidate-model: where its results go")] = Path("results-candidate"),
+    suite: Annotated[Optional[Path], typer.Option("--suite", help="With --candidate-model: the baseline's suite file (default: found by name under --suites)")] = None,
+    suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of suite files")] = Path("suites"),
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest acceptable drop of the metric (absolute)")] = 0.005,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise significance level (Holm-Bonferroni over datasets)")] = 0.05,
+    metric: Annotated[Optional[str], typer.Option("--metric", help="Gate this metric instead of each dataset's main one")] = None,
+    resamples: ResamplesOpt = 10_000,
+    seed: SeedOpt = 0,
+    force: Annotated[bool, typer.Option("--force", help="Gate results of different protocols, marked")] = False,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the verdicts as JSON to this file")] = None,
+    junit_file: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML (one testcase per dataset) to this file")] = None,
+):
+    """Exit 1 when a dataset's metric drops by more than the tolerance, significantly (Holm-corrected); else 0."""
+    from harness.compare import compare_results, load_results
+    from harness.gate import gate, to_junit, verdict_table
+
+    if (candidate is None) == (candidate_model is None):
+        raise HarnessError("Give the candidate: --candidate RESULTS (stored results) or --candidate-model PATH_OR_ID "
+                           "(re-run the baseline's configurations with that model), not both.")
+    base = load_results(baseline, "baseline")
+    notes: list[str] = []
+    if candidate_model is not None:
+        from harness.candidate import rerun_with_model
+
+        def show(outcome):
+            console.print(f"{outcome.status:>7}  {outcome.unit.dataset:<16} {outcome.unit.retriever:<28} "
+                          f"{outcome.main_metric}={outcome.metrics[outcome.main_metric]:.4f}  {outcome.folder}",
+                          soft_wrap=True)
+
+        base, cand, notes = rerun_with_model(base, candidate_model, candidate_results, suite, suites_dir, show)
+    else:
+        cand = load_results(candidate, "candidate")
+    comparisons, more = compare_results(base, cand, metric=metric, force=force, require_all=True,
+                                        resamples=resamples, seed=seed)
+    report = gate(comparisons, tolerance=tolerance, alpha=alpha, notes=notes + more)
+    console.print(verdict_table(report))
+    console.print(report.procedure_text(), soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True)
+    for path, text in ((json_file, lambda: json.dumps(report.to_dict(), indent=2) + "\n"),
+                       (junit_file, lambda: to_junit(report))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text(), encoding="utf-8")
+    console.print(report.summary(), soft_wrap=True, highlight=False)
+    if not report.passed:
+        sys.exit(1)  # main() discards typer's return code, so exit here: 1 means "regressed"
 
 
 def main(argv: list[str] | None = None) -> None:

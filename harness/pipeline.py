@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness import retrievers
+from harness import latency, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import capture, peak_rss_bytes
+from harness.errors import DataError
 from harness.metrics import evaluate
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, load_record, now, result_key
@@ -32,6 +33,7 @@ class Unit:
     dataset: str
     retriever: str
     sample: tuple[int | None, int | None] | None = None  # (queries, documents) for a smoke run
+    latency_queries: int = 50  # queries timed one at a time after the scored run (0: none)
 
     def spec(self, suite: Suite) -> DatasetSpec:
         spec = suite.dataset(self.dataset)
@@ -50,21 +52,37 @@ class Outcome:
 
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
-         sample: tuple[int | None, int | None] | None = None) -> list[Unit]:
-    """Every (dataset, retriever) pair asked for; unknown names fail here, before any work."""
-    names = datasets or list(suite.datasets)
-    for name in names:
-        suite.dataset(name)
+         sample: tuple[int | None, int | None] | None = None, latency_queries: int = 50) -> list[Unit]:
+    """Every (dataset, retriever) pair asked for; unknown names, and datasets the suite lists as
+    unavailable, fail here, before any work. Asked for no dataset by name, the whole suite runs
+    without its unavailable ones (a warning names them)."""
+    if datasets:
+        names = list(datasets)
+        for name in names:
+            suite.dataset(name).require_available(suite.name, suite.path)
+    else:
+        names = [n for n, spec in suite.datasets.items() if spec.unavailable is None]
+        skipped = [n for n in suite.datasets if n not in names]
+        if skipped:
+            log.warning("suite %s: skipping %d unavailable datasets (%s); `harness list` says why",
+                        suite.name, len(skipped), ", ".join(skipped))
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
         retrievers.resolve(suite.retriever(name).class_)
-    return [Unit(str(suite.path), d, r, sample) for d in names for r in chosen]
+    return [Unit(str(suite.path), d, r, sample, latency_queries) for d in names for r in chosen]
 
 
-def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict) -> ProtocolCard:
+def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,
+                  first_stage: dict | None = None) -> ProtocolCard:
+    candidates = None
+    if spec.candidates:
+        # Re-ranking a first stage's top-k: which first stage, exactly, is part of the protocol.
+        candidates = {**spec.candidates.model_dump(mode="json"), **({"first_stage": first_stage} if first_stage else {})}
     return ProtocolCard(
         suite=suite.name,
         dataset=spec.name,
+        group=spec.group,
+        in_average=spec.in_average,
         source=spec.source.model_dump(mode="json"),
         revision=dataset.revision,
         language=spec.language,
@@ -72,7 +90,7 @@ def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dic
         text=spec.text.model_dump(mode="json"),
         max_length=spec.max_length.model_dump(mode="json"),
         mode=spec.mode,
-        candidates=spec.candidates.model_dump(mode="json") if spec.candidates else None,
+        candidates=candidates,
         depth=spec.depth,
         remove_self_matches=spec.remove_self_matches,
         filters={"dropped": dataset.report.dropped, "checks": spec.checks.model_dump(mode="json"),
@@ -100,10 +118,17 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     start = time.perf_counter()
     dataset = load_dataset(spec, suite.name)
     timings["load_data_s"] = time.perf_counter() - start
+    if spec.mode == "rerank" and spec.candidates.source == "dataset" and not dataset.candidates:
+        # Checked before any encoding: scoring empty candidate lists would silently give zeros.
+        raise DataError(f"Dataset {spec.name!r} is in mode: rerank with candidates from the dataset, but its "
+                        f"source ({spec.source.kind}) gave no candidate lists. Give the source's `candidates` "
+                        "part, or take candidates from a first-stage retriever (candidates: {source: retriever}).")
     retriever = retrievers.build(rspec.class_, rspec.params)
     retriever.set_max_length(spec.max_length.query, spec.max_length.document)
+    retriever.set_language(spec.language)
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
-    card = protocol_card(suite, spec, dataset, retriever.settings())
+    first, first_identity = _first_stage(suite, spec)
+    card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
     key = result_key(card, identity)
     folder = store.folder(suite.name, spec.name, unit.retriever, key)
     if store.exists(suite.name, spec.name, unit.retriever, key) and not force:
@@ -117,8 +142,9 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    run = _retrieve(retriever, dataset, spec, suite, results)
+    run, candidates = _retrieve(retriever, dataset, spec, first)
     timings["search_s"] = time.perf_counter() - t
+    queries_per_s = len(dataset.queries) / timings["search_s"] if timings["search_s"] > 0 else None
     run = apply_protocol(run, spec)
     run.name = unit.retriever
 
@@ -126,32 +152,49 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     evaluation = evaluate(dataset.qrels, run, spec.metrics)
     timings["evaluate_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
+    cost = {**retriever.cost(), "queries_per_s": queries_per_s}
+    if unit.latency_queries:
+        k = spec.depth + (1 if spec.remove_self_matches else 0)
+        cost.update(latency.measure(retriever, dataset.queries.ids, dataset.queries.texts, k,
+                                    queries=unit.latency_queries, candidates=candidates))
 
     record = ResultRecord(
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, protocol=card.to_dict(),
         protocol_hash=card.protocol_hash, card_hash=card.card_hash, main_metric=spec.main_metric,
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
-        cost={**retriever.cost(), "peak_rss_bytes": peak_rss_bytes()}, environment=capture(), created=now(),
+        cost={**cost, "peak_rss_bytes": peak_rss_bytes()}, environment=capture(), created=now(),
     )
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric)
 
 
-def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, suite: Suite, results) -> Run:
+def _first_stage(suite: Suite, spec: DatasetSpec):
+    """The first-stage retriever of a re-ranking dataset whose candidates come from one, and its
+    identity for the protocol card; (None, None) otherwise."""
+    if spec.mode != "rerank" or spec.candidates.source != "retriever":
+        return None, None
+    first_spec = suite.retriever(spec.candidates.retriever)
+    first = retrievers.build(first_spec.class_, first_spec.params)
+    first.set_max_length(spec.max_length.query, spec.max_length.document)
+    first.set_language(spec.language)
+    identity = {"name": spec.candidates.retriever, "class": retrievers.class_path(type(first)),
+                "params": first_spec.params, "settings": first.settings()}
+    return first, identity
+
+
+def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, first) -> tuple[Run, dict[str, list[str]] | None]:
+    """The run, and the candidates it re-ranked (None for full retrieval)."""
     queries = dataset.queries
     if spec.mode == "full":
         k = spec.depth + (1 if spec.remove_self_matches else 0)
-        return retriever.search(queries.ids, queries.texts, k)
+        return retriever.search(queries.ids, queries.texts, k), None
     if spec.candidates.source == "dataset":
-        candidates = dataset.candidates or {}
+        candidates = dataset.candidates
     else:
-        first_spec = suite.retriever(spec.candidates.retriever)
-        first = retrievers.build(first_spec.class_, first_spec.params)
-        first.set_max_length(spec.max_length.query, spec.max_length.document)
         first.index(dataset.corpus.ids, dataset.corpus.joined(spec.text.document_fields, spec.text.separator))
         first_run = first.search(queries.ids, queries.texts, spec.candidates.depth)
         candidates = {q: [d for d, _ in r] for q, r in first_run.items()}
-    return retriever.rerank(queries.ids, queries.texts, candidates)
+    return retriever.rerank(queries.ids, queries.texts, candidates), candidates
 
 
 def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, name: str,

@@ -11,7 +11,6 @@ from harness.retrievers import Retriever
 from harness.runs import Run
 from harness.suite import load_suite
 
-from tests.conftest import SCIFACT_SUITE
 
 
 class FirstDocuments(Retriever):
@@ -46,10 +45,22 @@ class Reverse(Retriever):
         return Run({q: {d: float(i) for i, d in enumerate(candidates[q])} for q in ids})
 
 
+SCIFACT_ONLY = """name: beir
+defaults:
+  language: en
+  split: test
+  max_length: {query: 32, document: 300}
+  metrics: [ndcg@10, recall@100, recall@1000, mrr@10, map@100]
+datasets:
+  scifact:
+    source: {kind: ir_datasets, id: beir/scifact/test}
+    expected: {documents: 5183, queries: 300, judgments: 339}
+"""
+
+
 def suite_file(tmp_path, extra_dataset: str = "", retrievers: str = ""):
-    text = SCIFACT_SUITE.read_text().split("retrievers:")[0]
     path = tmp_path / "suite.yaml"
-    path.write_text(text + extra_dataset + "retrievers:\n" + retrievers)
+    path.write_text(SCIFACT_ONLY + extra_dataset + "retrievers:\n" + retrievers)
     return path
 
 
@@ -92,7 +103,6 @@ def test_rerank_mode_scores_a_first_stage_top_k(offline, tmp_path):
                "    mode: rerank\n    candidates: {source: retriever, retriever: bm25, depth: 20}\n")
     path = suite_file(tmp_path, extra_dataset=dataset,
                       retrievers="  bm25: {class: bm25}\n  reverse: {class: tests.test_pipeline:Reverse}\n")
-    suite = load_suite(path)
     bm25 = execute(Unit(str(path), "scifact", "bm25"), tmp_path / "results")
     reranked = execute(Unit(str(path), "scifact-rerank", "reverse"), tmp_path / "results")
     first = Run.from_trec(bm25.folder / "run.trec.gz")
@@ -101,3 +111,40 @@ def test_rerank_mode_scores_a_first_stage_top_k(offline, tmp_path):
         top20 = [d for d, _ in first[qid][:20]]
         assert [d for d, _ in second[qid]] == top20[::-1]
     assert reranked.metrics["ndcg@10"] < bm25.metrics["ndcg@10"]
+
+
+def test_a_rerank_result_carries_its_first_stage_in_the_protocol(offline, tmp_path):
+    dataset = ("  scifact-rerank:\n    source: {kind: ir_datasets, id: beir/scifact/test}\n"
+               "    mode: rerank\n    candidates: {source: retriever, retriever: bm25, depth: 20}\n")
+    path = suite_file(tmp_path, extra_dataset=dataset,
+                      retrievers="  bm25: {class: bm25, params: {k1: 1.2}}\n  reverse: {class: tests.test_pipeline:Reverse}\n")
+    outcome = execute(Unit(str(path), "scifact-rerank", "reverse", sample=(20, None), latency_queries=5),
+                      tmp_path / "results")
+    record = next(r for _, r in ResultStore(tmp_path / "results").records())
+    first = record.protocol["candidates"]["first_stage"]
+    assert first["name"] == "bm25" and first["params"] == {"k1": 1.2}
+    assert first["settings"]["bm25"]["k1"] == 1.2
+    # Another first stage is another protocol: the same re-ranker's result is not comparable.
+    other = tmp_path / "other"
+    other.mkdir()
+    path2 = suite_file(other, extra_dataset=dataset,
+                       retrievers="  bm25: {class: bm25, params: {k1: 0.9}}\n  reverse: {class: tests.test_pipeline:Reverse}\n")
+    execute(Unit(str(path2), "scifact-rerank", "reverse", sample=(20, None), latency_queries=0), other / "results")
+    record2 = next(r for _, r in ResultStore(other / "results").records())
+    assert record2.protocol_hash != record.protocol_hash
+    # Re-ranking latency was measured on 5 queries, one at a time, with their own candidates.
+    assert record.cost["latency_protocol"]["mode"] == "rerank"
+    assert record.cost["query_latency_ms"]["n"] == 5
+    assert "query_latency_ms" not in record2.cost
+    assert outcome.status == "done"
+
+
+def test_rerank_from_a_dataset_without_candidates_fails_before_any_work(offline, tmp_path):
+    from harness.errors import DataError
+
+    dataset = ("  scifact-given:\n    source: {kind: ir_datasets, id: beir/scifact/test}\n"
+               "    mode: rerank\n    candidates: {source: dataset}\n")
+    path = suite_file(tmp_path, extra_dataset=dataset, retrievers="  reverse: {class: tests.test_pipeline:Reverse}\n")
+    with pytest.raises(DataError, match="'scifact-given' is in mode: rerank with candidates from the dataset"):
+        execute(Unit(str(path), "scifact-given", "reverse"), tmp_path / "results")
+    assert not (tmp_path / "results").exists()

@@ -7,6 +7,10 @@
   settings in ``config_sentence_transformers.json``.
 - ``plain``: any encoder used zero-shot as a multi-vector model: last hidden states, no projection.
 
+Several checkpoints of one architecture can be merged (JaColBERTv2.5's checkpoint averaging): the
+weighted mean of their weights and projections is evaluated as a model of its own, with every
+source's identity and weight in the protocol card, and nothing written to disk.
+
 Checkpoints with custom model code (Jina-ColBERT) load only with ``trust_remote_code=True``.
 Whatever settings are used are returned in ``EncoderSettings`` and end up in the protocol card.
 """
@@ -56,12 +60,30 @@ class Checkpoint:
     projection: Any = None  # torch.Tensor (dim, hidden) or None
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # A merged checkpoint: its sources and their (normalised) weights; ``path`` is the first's.
+    sources: list[tuple[Checkpoint, float]] = field(default_factory=list)
+
+    def _load_one(self):
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code).eval()
 
     def load_model(self):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
-        model = AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+        if not self.sources:
+            return tokenizer, self._load_one()
+        model = self._load_one()
+        merged = {name: tensor.detach().clone().double() * 0 for name, tensor in model.state_dict().items()}
+        for source, weight in self.sources:
+            state = source._load_one().state_dict()
+            if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in merged.items()}:
+                raise UnknownNameError(f"Cannot merge {source.identity['model']!r} into {self.path}: its "
+                                       "parameters' names or shapes differ.")
+            for name, tensor in state.items():
+                merged[name] += weight * tensor.double()
+        model.load_state_dict({name: tensor.to(model.state_dict()[name].dtype) for name, tensor in merged.items()})
         return tokenizer, model.eval()
 
 
@@ -169,8 +191,15 @@ def _pylate(path: Path) -> tuple[EncoderSettings, Any]:
     return settings, projection
 
 
-def load_checkpoint(name_or_path: str, format: str = "auto", overrides: dict[str, Any] | None = None,
-                    revision: str | None = None, trust_remote_code: bool = False) -> Checkpoint:
+def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrides: dict[str, Any] | None = None,
+                    revision: str | None = None, trust_remote_code: bool = False,
+                    merge_weights: list[float] | None = None) -> Checkpoint:
+    """One checkpoint, or (a list of names) the weighted average of several of one architecture."""
+    if isinstance(name_or_path, (list, tuple)):
+        parts = [load_checkpoint(name, format, overrides, revision, trust_remote_code) for name in name_or_path]
+        return merge_checkpoints(parts, merge_weights)
+    if merge_weights is not None:
+        raise UnknownNameError("`merge_weights` needs `model` to be a list of checkpoints to merge.")
     if format not in FORMATS:
         raise UnknownNameError(f"Unknown checkpoint format {format!r}; choose from {', '.join(FORMATS)}.")
     path, rev = resolve_path(name_or_path, revision)
@@ -195,3 +224,50 @@ def load_checkpoint(name_or_path: str, format: str = "auto", overrides: dict[str
     identity.update({"revision": rev} if rev else {"weights_sha256": _weights_sha256(path)})
     return Checkpoint(path=path, identity=identity, settings=settings, projection=projection,
                       trust_remote_code=trust_remote_code)
+
+
+_ARCHITECTURE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                       "intermediate_size", "vocab_size", "max_position_embeddings")
+
+
+def _architecture(checkpoint: Checkpoint) -> dict[str, Any]:
+    """What must agree for weights to be averaged: the config's shape-defining fields and the
+    projection's shape (weight files differ in naming and saved buffers, so they are not compared)."""
+    config = json.loads((checkpoint.path / "config.json").read_text()) if (checkpoint.path / "config.json").is_file() else {}
+    out = {k: config.get(k) for k in _ARCHITECTURE_FIELDS}
+    out["projection"] = None if checkpoint.projection is None else tuple(checkpoint.projection.shape)
+    return out
+
+
+def merge_checkpoints(parts: list[Checkpoint], weights: list[float] | None = None) -> Checkpoint:
+    """The weighted average (uniform by default) of checkpoints that share architecture, tokenizer
+    and settings. Anything that differs is refused by name: averaging unlike weights is meaningless."""
+    import torch
+
+    names = [p.identity["model"] for p in parts]
+    if len(parts) < 2:
+        raise UnknownNameError(f"Merging needs at least two checkpoints; got {names}.")
+    weights = [1.0] * len(parts) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(parts) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise UnknownNameError(f"`merge_weights` {weights} must give one non-negative weight per checkpoint "
+                               f"({len(parts)}: {names}), not all zero.")
+    total = sum(weights)
+    weights = [w / total for w in weights]
+    first = parts[0]
+    architecture = _architecture(first)
+    for other in parts[1:]:
+        other_architecture = _architecture(other)
+        if other_architecture != architecture:
+            diff = sorted(k for k in architecture if other_architecture[k] != architecture[k])
+            raise UnknownNameError(f"Cannot merge {names[0]!r} and {other.identity['model']!r}: not one "
+                                   f"architecture (they differ in {', '.join(diff)}).")
+        if other.settings != first.settings:
+            diff = sorted(k for k, v in first.settings.to_dict().items() if other.settings.to_dict()[k] != v)
+            raise UnknownNameError(f"Cannot merge {names[0]!r} and {other.identity['model']!r}: their encoder "
+                                   f"settings differ in {diff}.")
+    projection = None
+    if first.projection is not None:
+        projection = sum(w * p.projection.to(torch.float64) for p, w in zip(parts, weights)).to(first.projection.dtype)
+    identity = {"merge": [p.identity for p in parts], "weights": weights, "format": first.identity["format"]}
+    return Checkpoint(path=first.path, identity=identity, settings=first.settings, projection=projection,
+                      trust_remote_code=first.trust_remote_code, sources=list(zip(parts, weights)))
