@@ -3,6 +3,12 @@
 The key holds the model (revision or weights hash), the role, the encoder settings of that role,
 max lengths, precision and storage dtype, and a fingerprint of the corpus texts. Query-side
 settings and Matryoshka truncation are not in a document key: changing them reuses the documents.
+
+A compressed store (int8, residual) is derived from a cached document store, never from the
+encoder, and cached beside it under (document key, dim, codec settings): a sweep over storage
+kinds encodes the documents once, and residual kinds that differ only in bits cluster once (a
+new one takes the centroids and centroid ids of a cached sibling). Its counters are
+``compressed_misses`` / ``compressed_hits``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.index.compressed_store import CompressedStore
+from harness.index.compression import RESIDUAL_BITS, ResidualCodec
 from harness.index.token_store import TokenStore, TokenStoreWriter
 from harness.paths import harness_home
 from harness.protocol import sha256
@@ -44,3 +52,33 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
         return store, True
     STATS["misses"] += 1
     return build(lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest={"key": key})), False
+
+
+def compressed_key(document_key: dict, dim: int, codec_settings: dict) -> dict:
+    return {"role": "compressed", "documents": document_key, "dim": dim, "codec": codec_settings}
+
+
+def open_or_build_compressed(document_key: dict, source: TokenStore, dim: int, codec) -> tuple[CompressedStore, bool]:
+    """The cached compressed form of ``source`` (the store of ``document_key``) at ``dim`` through
+    ``codec``, built from ``source`` on a miss; True when cached."""
+    key = compressed_key(document_key, dim, codec.settings())
+    path = store_path(key)
+    store = CompressedStore.open(path)
+    if store is not None:
+        STATS["compressed_hits"] += 1
+        return store, True
+    STATS["compressed_misses"] += 1
+    return CompressedStore.build(path, source, dim, codec, manifest={"key": key},
+                                 clustering=_clustered_sibling(document_key, dim, codec)), False
+
+
+def _clustered_sibling(document_key: dict, dim: int, codec) -> CompressedStore | None:
+    """A cached residual store of the same documents, dim and clustering settings (other bits)."""
+    if not isinstance(codec, ResidualCodec):
+        return None
+    for nbits in sorted(set(RESIDUAL_BITS) - {codec.nbits}):
+        settings = {**codec.settings(), "nbits": nbits}
+        sibling = CompressedStore.open(store_path(compressed_key(document_key, dim, settings)))
+        if sibling is not None and "clustering_s" in sibling.manifest:
+            return sibling
+    return None

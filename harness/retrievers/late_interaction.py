@@ -2,6 +2,10 @@
 
 One document encoding serves every Matryoshka dimension and every query-side setting: the token
 store is cached under a key without them, and truncation (slice, re-normalise) happens at search.
+``storage`` picks how the index keeps the vectors (harness/index/compression.py): ``fp16`` searches
+the float16 token store, ``fp32`` a float32 one (its own encoding: float16 cannot give back the bits
+it dropped), ``int8`` and ``residual-<bits>`` a compressed store derived from the float16 one at
+``dim`` (cached; no encoding), searched exactly over its decompressed vectors.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import numpy as np
 
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.index import cache
+from harness.index.compression import codec_for
+from harness.index.compressed_store import CompressedStore
 from harness.retrievers.base import Retriever
 from harness.runs import Run
 
@@ -21,17 +27,25 @@ _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize
 
 
 class LateInteractionRetriever(Retriever):
-    def __init__(self, model: str, format: str = "auto", dim: int | None = None, revision: str | None = None,
-                 trust_remote_code: bool = False, precision: str = "fp32", storage_dtype: str = "float16",
-                 batch_tokens: int = 8192, threads: int | None = None, **encoder_settings: Any):
+    def __init__(self, model: str | list[str], format: str = "auto", dim: int | None = None, revision: str | None = None,
+                 trust_remote_code: bool = False, precision: str = "fp32", storage: str = "fp16",
+                 storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int = 8192,
+                 threads: int | None = None, merge_weights: list[float] | None = None,
+                 **encoder_settings: Any):
+        # ``model`` may list several checkpoints of one architecture: their weight average
+        # (uniform, or ``merge_weights``) is the model evaluated.
         if "skiplist" in encoder_settings:
             encoder_settings["skiplist"] = tuple(encoder_settings["skiplist"])
-        self.checkpoint = load_checkpoint(model, format, encoder_settings, revision, trust_remote_code)
+        self.checkpoint = load_checkpoint(model, format, encoder_settings, revision, trust_remote_code, merge_weights)
         self.explicit = set(encoder_settings)
-        self.dim, self.precision, self.storage_dtype = dim, precision, storage_dtype
+        self.dim, self.precision = dim, precision
+        self.storage, self.codec = storage, codec_for(storage, storage_seed, residual_centroids)
+        # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
+        self.storage_dtype = "float32" if storage == "fp32" else "float16"
         self.batch_tokens, self.threads = batch_tokens, threads
         self._encoder = None
         self._store = None
+        self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
         self._cost: dict[str, Any] = {}
         if dim is not None and self.checkpoint.settings.dim is not None and dim > self.checkpoint.settings.dim:
@@ -57,6 +71,8 @@ class LateInteractionRetriever(Retriever):
             "matryoshka_dim": self.dim,
             "precision": self.precision,
             "storage_dtype": self.storage_dtype,
+            "storage": self.storage,
+            **({"storage_codec": self.codec.settings()} if self.codec else {}),
             "search": "exact MaxSim over all documents",
         }
 
@@ -87,18 +103,41 @@ class LateInteractionRetriever(Retriever):
             self.document_key(ids, texts), lambda writer: self._encoder_().encode_documents(texts, writer),
             dtype=self.storage_dtype)
         elapsed = time.perf_counter() - t
+        if not hit:
+            self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed,
+                               "tokens_per_s": self._store.n_tokens / elapsed})
+        self._index_storage(self.document_key(ids, texts), hit)
+
+    def _index_storage(self, document_key: dict[str, Any], hit: bool) -> None:
+        """The compressed store for ``storage`` (if any) and the storage figures of the index."""
         dim = self.dim or self._store.dim
+        if self.codec is not None:
+            self._compressed, compressed_hit = cache.open_or_build_compressed(document_key, self._store, dim,
+                                                                              self.codec)
+            index_bytes = self._compressed.nbytes()
+            self._cost.update({"compressed_cache": "hit" if compressed_hit else "miss",
+                               "codec_build_s": self._compressed.build_seconds})
+            if "centroids" in self._compressed.arrays:
+                self._cost["n_centroids"] = int(self._compressed.arrays["centroids"].shape[0])
+        else:
+            index_bytes = self._store.nbytes(dim)
+        # The reference every storage kind is compared with: float16 vectors at this dim, same offsets.
+        fp16_bytes = self._store.n_tokens * dim * 2 + self._store.offsets.nbytes
         self._cost.update({
             "document_cache": "hit" if hit else "miss",
             "n_documents": self._store.n_docs,
             "n_tokens": self._store.n_tokens,
             "dim": dim,
-            "index_bytes": self._store.nbytes(dim),
-            "bytes_per_document": self._store.nbytes(dim) / max(1, self._store.n_docs),
+            "storage": self.storage,
+            "storage_dtype": self.storage if self.codec else self.storage_dtype,
+            "index_bytes": index_bytes,
+            "bytes_per_document": index_bytes / max(1, self._store.n_docs),
+            "compression_ratio": fp16_bytes / index_bytes,
         })
-        if not hit:
-            self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed,
-                               "tokens_per_s": self._store.n_tokens / elapsed})
+
+    def encode_queries(self, texts: list[str]):
+        """Query token vectors and their scoring mask; latency measurements time this alone."""
+        return self._encoder_().encode_queries(texts)
 
     def _queries(self, texts: list[str]):
         t = time.perf_counter()
@@ -111,12 +150,24 @@ class LateInteractionRetriever(Retriever):
 
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
+    def _searched(self, queries: np.ndarray) -> tuple[np.ndarray, Any, np.ndarray, int | None]:
+        """(queries, document vectors, offsets, dim) for the kernel. A compressed store is already cut
+        to ``dim`` and decompresses the rows the kernel reads; the queries are cut to match."""
+        if self._compressed is None:
+            return queries, self._store.vectors, self._store.offsets, self.dim
+        dim = self._compressed.dim
+        if dim < queries.shape[-1]:
+            queries = queries[..., :dim]
+            queries = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
+        return queries, self._compressed.vectors, self._compressed.offsets, None
+
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
         from harness.kernels.maxsim import maxsim_search
 
         vectors, mask = self._queries(texts)
+        vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
-        scores, indices = maxsim_search(vectors, mask, self._store.vectors, self._store.offsets, k, dim=self.dim,
+        scores, indices = maxsim_search(vectors, mask, doc_vectors, offsets, k, dim=dim,
                                         compute_dtype=self._compute_dtype())
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
@@ -128,8 +179,9 @@ class LateInteractionRetriever(Retriever):
         position = {d: i for i, d in enumerate(self._ids)}
         lists = [np.array([position[d] for d in candidates.get(q, []) if d in position], dtype=np.int64) for q in ids]
         vectors, mask = self._queries(texts)
+        vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
-        scores = maxsim_rerank(vectors, mask, self._store.vectors, self._store.offsets, lists, dim=self.dim,
+        scores = maxsim_rerank(vectors, mask, doc_vectors, offsets, lists, dim=dim,
                                compute_dtype=self._compute_dtype())
         self._cost["search_s"] = time.perf_counter() - t
         return Run({q: {self._ids[j]: float(s) for j, s in zip(lists[i], scores[i])} for i, q in enumerate(ids)})
