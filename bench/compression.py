@@ -35,7 +35,6 @@ from harness.index.compression import STORAGE_KINDS  # noqa: E402
 from harness.metrics import evaluate  # noqa: E402
 from harness.pipeline import apply_protocol  # noqa: E402
 from harness.retrievers.late_interaction import LateInteractionRetriever  # noqa: E402
-from harness.runs import Run  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "beir.yaml"
@@ -105,10 +104,12 @@ def search_modes(spec, dataset, texts, dim: int, storage: str, latency_queries: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", type=int, nargs="+", default=[128])
-    parser.add_argument("--storage", nargs="+", default=["fp16", "int8", "residual-4", "residual-2", "residual-1", "fp32"],
-                        choices=STORAGE_KINDS)
-    parser.add_argument("--search-modes", default="residual-2", help="storage kind to compare search modes on ('' skips)")
+    parser.add_argument("--storage", nargs="+", choices=STORAGE_KINDS,
+                        default=["fp16", "int8", "residual-4", "residual-2", "residual-1", "fp32"])
+    parser.add_argument("--search-modes", default="residual-2",
+                        help="storage kind to compare search modes on ('' skips)")
     parser.add_argument("--latency-queries", type=int, default=5)
+    parser.add_argument("--name", default="compression", help="JSON file name under bench/results/")
     args = parser.parse_args()
 
     suite = load_suite(SUITE)
@@ -120,15 +121,15 @@ def main() -> None:
         for storage in args.storage:
             payload["rows"].append(measure_kind(spec, dataset, texts, dim, storage))
             print(f"done: dim {dim} {storage}", flush=True)
-            write_json("compression", payload)
+            write_json(args.name, payload)
         if args.search_modes:
             payload["search_modes"] += search_modes(spec, dataset, texts, dim, args.search_modes, args.latency_queries)
-            write_json("compression", payload)
+            write_json(args.name, payload)
     print_table(payload["rows"], COLUMNS)
     if payload["search_modes"]:
         print()
         print_table(payload["search_modes"], list(payload["search_modes"][0]))
-    print(write_json("compression", payload))
+    print(write_json(args.name, payload))
 
 
 if __name__ == "__main__":

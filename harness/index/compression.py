@@ -2,11 +2,12 @@
 
 A storage kind names how a late-interaction index keeps its document vectors:
 
-| kind | per token (dim d) | tables, once per index |
+| kind | per token (dim d) | once per index |
 | --- | --- | --- |
-| ``fp32`` / ``fp16`` | d x 4 / d x 2 bytes (the token store itself, no codec) | - |
-| ``int8`` | d int8 values + one float32 scale | - |
-| ``residual-<b>`` | a centroid id (uint16, or uint32 past 65,536 centroids) + d x b bits | centroids (float16), bucket cutoffs and weights (float32) |
+| ``fp32`` / ``fp16`` | 4d / 2d bytes (the token store itself, no codec) | - |
+| ``int8`` | d int8 values + a float32 scale | - |
+| ``residual-<b>`` | a centroid id (uint16; uint32 past 65,536) + d x b bits | centroids (float16), |
+| | | bucket cutoffs and weights (float32) |
 
 ``ResidualCodec`` is ColBERTv2's residual compression (Santhanam et al., 2022; the colbert-ai code in
 ``colbert/indexing/collection_indexer.py`` and ``colbert/indexing/codecs/residual.py``):
