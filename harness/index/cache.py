@@ -46,12 +46,18 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
                   dtype: str = "float16") -> tuple[TokenStore, bool]:
     """The cached store for ``key``, or a new one from ``build(make_writer)``; True when cached."""
     path = store_path(key)
-    store = TokenStore.open(path)
+    return _cached(path, TokenStore.open, "", lambda: build(
+        lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest={"key": key})))
+
+
+def _cached(path: Path, open_store: Callable, counter: str, build: Callable):
+    """The store at ``path`` if complete (counted as a hit), else ``build()`` (a miss)."""
+    store = open_store(path)
     if store is not None:
-        STATS["hits"] += 1
+        STATS[counter + "hits"] += 1
         return store, True
-    STATS["misses"] += 1
-    return build(lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest={"key": key})), False
+    STATS[counter + "misses"] += 1
+    return build(), False
 
 
 def compressed_key(document_key: dict, dim: int, codec_settings: dict) -> dict:
@@ -63,13 +69,8 @@ def open_or_build_compressed(document_key: dict, source: TokenStore, dim: int, c
     ``codec``, built from ``source`` on a miss; True when cached."""
     key = compressed_key(document_key, dim, codec.settings())
     path = store_path(key)
-    store = CompressedStore.open(path)
-    if store is not None:
-        STATS["compressed_hits"] += 1
-        return store, True
-    STATS["compressed_misses"] += 1
-    return CompressedStore.build(path, source, dim, codec, manifest={"key": key},
-                                 clustering=_clustered_sibling(document_key, dim, codec)), False
+    return _cached(path, CompressedStore.open, "compressed_", lambda: CompressedStore.build(
+        path, source, dim, codec, manifest={"key": key}, clustering=_clustered_sibling(document_key, dim, codec)))
 
 
 def _clustered_sibling(document_key: dict, dim: int, codec) -> CompressedStore | None:
