@@ -103,6 +103,9 @@ def run(
                       f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
     if cache.STATS:
         console.print(f"vector cache: {cache.STATS['misses']} encoded, {cache.STATS['hits']} reused")
+    if cache.STATS["compressed_misses"] or cache.STATS["compressed_hits"]:
+        console.print(f"compressed stores: {cache.STATS['compressed_misses']} built, "
+                      f"{cache.STATS['compressed_hits']} reused")
 
 
 def _expand_names(suite, names: list[str] | None) -> list[str] | None:

@@ -243,3 +243,18 @@ def test_storage_quality_on_a_scifact_sample(tmp_path):
     top = {k: {q: {d for d, _ in run[q][:10]} for q in run} for k, run in runs.items()}
     agree = {k: np.mean([len(top[k][q] & top["fp16"][q]) / 10 for q in top["fp16"]]) for k in top}
     assert agree["int8"] >= 0.99 and agree["int8"] > agree["residual-4"] > agree["residual-2"] > agree["residual-1"]
+
+
+def test_a_storage_sweep_through_the_cli_encodes_once_and_builds_each_compressed_store(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: beir\ndefaults: {language: en, split: test, max_length: {query: 32, document: 64}}\n"
+        "datasets:\n  scifact:\n    source: {kind: ir_datasets, id: beir/scifact/test}\n"
+        "retrievers:\n  li:\n    class: late_interaction\n"
+        "    params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 64}\n"
+        "    sweep: {storage: [fp16, int8]}\n")
+    done = run_cli("run", str(suite), "-d", "scifact", "--max-queries", "5", "--max-documents", "40",
+                   "--latency-queries", "0", "--results", str(tmp_path / "results"))
+    assert done.returncode == 0, done.stderr
+    assert "vector cache: 1 encoded, 1 reused" in done.stdout
+    assert "compressed stores: 1 built, 0 reused" in done.stdout
