@@ -154,8 +154,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     timings["total_s"] = time.perf_counter() - start
     cost = {**retriever.cost(), "queries_per_s": queries_per_s}
     if unit.latency_queries:
-        k = spec.depth + (1 if spec.remove_self_matches else 0)
-        cost.update(latency.measure(retriever, dataset.queries.ids, dataset.queries.texts, k,
+        cost.update(latency.measure(retriever, dataset.queries.ids, dataset.queries.texts, _search_depth(spec),
                                     queries=unit.latency_queries, candidates=candidates))
 
     record = ResultRecord(
@@ -166,6 +165,11 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     )
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric)
+
+
+def _search_depth(spec: DatasetSpec) -> int:
+    """One more than the depth when self-matches are removed afterwards, so the depth stays full."""
+    return spec.depth + (1 if spec.remove_self_matches else 0)
 
 
 def _first_stage(suite: Suite, spec: DatasetSpec):
@@ -186,8 +190,7 @@ def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, first) -> tuple[Ru
     """The run, and the candidates it re-ranked (None for full retrieval)."""
     queries = dataset.queries
     if spec.mode == "full":
-        k = spec.depth + (1 if spec.remove_self_matches else 0)
-        return retriever.search(queries.ids, queries.texts, k), None
+        return retriever.search(queries.ids, queries.texts, _search_depth(spec)), None
     if spec.candidates.source == "dataset":
         candidates = dataset.candidates
     else:
