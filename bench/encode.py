@@ -1,16 +1,32 @@
-"""Document encoding speed against its compute floor, on BEIR SciFact.
+"""Document encoding speed against its compute floor, on BEIR SciFact, per precision and device.
 
-    python bench/encode.py [--limit N] [--doc-maxlen 300] [--precision fp32 bf16]
+    python bench/encode.py [--limit N] [--doc-maxlen 300] [--precision fp32 bf16] [--device auto]
+    python bench/encode.py --runs DIR     # also search at every dim, write TREC runs to DIR
+    python bench/encode.py --export-texts scifact.json.gz   # for a machine without the dataset
+    python bench/encode.py --texts scifact.json.gz --model ./minilm --runs DIR
 
-The floor is the forward pass's FLOPs over the matmul throughput measured here, in the same run:
-per token and layer 24*h^2 (QKV, output, feed-forward) + 4*L*h (attention over the document's
-true length L), plus 2*h*dim for a projection. Needs IR_DATASETS_HOME and HF_HOME holding
-SciFact and all-MiniLM-L6-v2 (./run_all.sh seeds them from ../shared).
+The floor is the forward pass's FLOPs over the matmul throughput measured here, on the same device
+and in the same run: per token and layer 24*h^2 (QKV, output, feed-forward) + 4*L*h (attention
+over the document's true length L), plus 2*h*dim for a projection. The timed encoding includes
+tokenisation and writing the float16 token store, as in `harness run`; ``--stages`` also times
+tokenisation alone and the forward passes alone (no gathering, no writes), to show which one bounds
+the encoding on a fast device. On a GPU, one small
+encoding before the timed one pays for CUDA's start-up (kernel loading, cuBLAS handles).
+
+With ``--runs``, each precision's store is searched exactly (the harness's MaxSim kernel, on the
+same device, bf16 compute for bf16 as the late_interaction retriever does) at every ``--dims``,
+and the top-100 of each query is written as a TREC run; score them with
+``harness evaluate --run FILE --suite suites/beir.yaml -d scifact``.
+
+Needs IR_DATASETS_HOME and HF_HOME holding SciFact and all-MiniLM-L6-v2 (./run_all.sh seeds them
+from ../shared), or ``--texts`` and a local ``--model`` folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import sys
 import tempfile
@@ -22,11 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, matmul_gflops, print_table, write_json  # noqa: E402
 
-from harness.data.load import load_dataset  # noqa: E402
 from harness.encoders.checkpoint import load_checkpoint  # noqa: E402
-from harness.encoders.multivector import MultiVectorEncoder  # noqa: E402
+from harness.encoders.multivector import MultiVectorEncoder, resolve_device  # noqa: E402
 from harness.index.token_store import TokenStoreWriter  # noqa: E402
-from harness.suite import load_suite  # noqa: E402
 
 
 def forward_flops(lengths: list[int], layers: int, hidden: int, projection_dim: int | None) -> float:
@@ -34,41 +48,145 @@ def forward_flops(lengths: list[int], layers: int, hidden: int, projection_dim: 
     return float(sum(n * per_token + layers * 4 * n * n * hidden for n in lengths))
 
 
+def scifact_texts() -> dict:
+    """Document and query ids and texts, joined as the beir suite joins them."""
+    from harness.data.load import load_dataset
+    from harness.suite import load_suite
+
+    spec = load_suite(Path(__file__).resolve().parents[1] / "suites" / "beir.yaml").dataset("scifact")
+    data = load_dataset(spec, "beir")
+    return {"dataset": "beir/scifact/test", "doc_ids": list(data.corpus.ids),
+            "documents": data.corpus.joined(spec.text.document_fields, spec.text.separator),
+            "query_ids": list(data.queries.ids), "queries": list(data.queries.texts)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forward_only_seconds(encoder: MultiVectorEncoder, ids: list[list[int]]) -> float:
+    """The forward passes of the timed encoding alone: same batches, no gathering or store writes."""
+    import numpy as np
+
+    from harness.encoders.multivector import _batches
+
+    lengths = [len(s) for s in ids]
+    pad = encoder.tokenizer.pad_token_id or 0
+    inputs = []
+    for batch in _batches(np.argsort(lengths, kind="stable"), lengths, encoder.batch_tokens):
+        length = max(lengths[i] for i in batch)
+        x = np.full((len(batch), length), pad, dtype=np.int64)
+        a = np.zeros((len(batch), length), dtype=np.int64)
+        for j, i in enumerate(batch):
+            x[j, : lengths[i]] = ids[i]
+            a[j, : lengths[i]] = 1
+        inputs.append((x, a))
+    _sync(encoder.device)
+    t = time.perf_counter()
+    for x, a in inputs:
+        encoder._forward_padded(x, a)
+    _sync(encoder.device)
+    return time.perf_counter() - t
+
+
+def write_runs(encoder: MultiVectorEncoder, store, texts: dict, dims: list[int], precision: str, folder: Path,
+               depth: int = 100) -> list[dict]:
+    from harness.kernels.maxsim import maxsim_search
+
+    queries, mask = encoder.encode_queries(texts["queries"])
+    rows = []
+    for dim in dims:
+        _sync(encoder.device)
+        t = time.perf_counter()
+        scores, indices = maxsim_search(queries, mask, store.vectors, store.offsets, depth, dim=dim,
+                                        compute_dtype=encoder.dtype, device=encoder.device)
+        seconds = time.perf_counter() - t
+        path = folder / f"scifact-{precision}-d{dim}.run"
+        with path.open("w") as f:
+            for qid, s_row, i_row in zip(texts["query_ids"], scores, indices):
+                for rank, (s, i) in enumerate(zip(s_row, i_row), 1):
+                    f.write(f"{qid} Q0 {texts['doc_ids'][i]} {rank} {s:.6f} {precision}-d{dim}\n")
+        rows.append({"precision": precision, "dim": dim, "search_s": seconds, "run": path.name})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
     parser.add_argument("--doc-maxlen", type=int, default=300)
+    parser.add_argument("--query-maxlen", type=int, default=32)
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--texts", type=Path, help="read ids and texts from this file (see --export-texts)")
+    parser.add_argument("--export-texts", type=Path, help="write SciFact's ids and texts here, and stop")
+    parser.add_argument("--runs", type=Path, help="search every --dims and write TREC runs into this folder")
+    parser.add_argument("--dims", type=int, nargs="+", default=[384, 256, 128, 64])
+    parser.add_argument("--name", default="encode", help="name of the JSON written under bench/results")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time tokenisation and the forward passes alone (one more pass)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
 
-    spec = load_suite(Path(__file__).resolve().parents[1] / "suites" / "beir.yaml").dataset("scifact")
-    data = load_dataset(spec, "beir")
-    texts = data.corpus.joined(spec.text.document_fields, spec.text.separator)[: args.limit]
-    throughput = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
-    rows = []
+    if args.export_texts:
+        with gzip.open(args.export_texts, "wt", encoding="utf-8") as f:
+            json.dump(scifact_texts(), f)
+        print("wrote", args.export_texts)
+        return
+    if args.texts:
+        with gzip.open(args.texts, "rt", encoding="utf-8") as f:
+            texts = json.load(f)
+    else:
+        texts = scifact_texts()
+    documents = texts["documents"][: args.limit]
+    device = torch.device(resolve_device(args.device))
+    throughput = {p: matmul_gflops(torch.bfloat16 if p == "bf16" else torch.float32, device=device)
+                  for p in args.precision}
+    overrides = {"doc_maxlen": args.doc_maxlen, "query_maxlen": args.query_maxlen}
+    rows, search_rows = [], []
     for precision in args.precision:
-        ckpt = load_checkpoint(args.model, overrides={"doc_maxlen": args.doc_maxlen})
-        encoder = MultiVectorEncoder(ckpt, precision=precision, batch_tokens=args.batch_tokens)
-        ids, _ = encoder.document_inputs(texts)
+        ckpt = load_checkpoint(args.model, format="plain", overrides=overrides)
+        encoder = MultiVectorEncoder(ckpt, precision=precision, batch_tokens=args.batch_tokens, device=str(device))
+        t = time.perf_counter()
+        ids, _ = encoder.document_inputs(documents)
+        tokenize_s = time.perf_counter() - t
         config = encoder.model.config
         flops = forward_flops([len(s) for s in ids], config.num_hidden_layers, config.hidden_size,
                               encoder.dim if encoder.projection is not None else None)
         with tempfile.TemporaryDirectory() as tmp:
+            if device.type == "cuda":
+                encoder.encode_documents(documents[:64], lambda c, d: TokenStoreWriter(Path(tmp) / "warm", c, d))
+            _sync(device)
             t = time.perf_counter()
-            store = encoder.encode_documents(texts, lambda c, d: TokenStoreWriter(Path(tmp) / "s", c, d))
+            store = encoder.encode_documents(documents, lambda c, d: TokenStoreWriter(Path(tmp) / "s", c, d))
+            _sync(device)
             seconds = time.perf_counter() - t
+            if args.runs:
+                args.runs.mkdir(parents=True, exist_ok=True)
+                search_rows += write_runs(encoder, store, {**texts, "documents": documents}, args.dims, precision,
+                                          args.runs)
             n_tokens = store.n_tokens
+            del store
+        forward_s = forward_only_seconds(encoder, ids) if args.stages else None
         floor = flops / (throughput[precision] * 1e9)
-        rows.append({"precision": precision, "documents": len(texts), "input_tokens": int(sum(map(len, ids))),
-                     "stored_tokens": n_tokens, "tflop": flops / 1e12, "seconds": seconds,
-                     "floor_s": floor, "ratio_to_floor": seconds / floor, "docs_per_s": len(texts) / seconds,
-                     "matmul_gflops": throughput[precision]})
-    print_table(rows, ["precision", "documents", "input_tokens", "tflop", "seconds", "floor_s", "ratio_to_floor",
-                       "docs_per_s", "matmul_gflops"])
-    print("wrote", write_json("encode", {"machine": machine(), "rows": rows, "args": vars(args)}))
+        fp32_floor = flops / (throughput["fp32"] * 1e9) if "fp32" in throughput else None
+        rows.append({"precision": precision, "device": str(device), "documents": len(documents),
+                     "input_tokens": int(sum(map(len, ids))), "stored_tokens": n_tokens, "tflop": flops / 1e12,
+                     "seconds": seconds, "floor_s": floor, "ratio_to_floor": seconds / floor,
+                     "ratio_to_fp32_floor": seconds / fp32_floor if fp32_floor else None,
+                     "docs_per_s": len(documents) / seconds, "matmul_gflops": throughput[precision],
+                     "tokenize_s": tokenize_s, "forward_only_s": forward_s,
+                     "forward_ratio_to_fp32_floor": forward_s / fp32_floor if forward_s and fp32_floor else None})
+    print_table(rows, ["precision", "device", "documents", "input_tokens", "tflop", "seconds", "floor_s",
+                       "ratio_to_floor", "ratio_to_fp32_floor", "docs_per_s", "matmul_gflops"])
+    if args.stages:
+        print_table(rows, ["precision", "seconds", "tokenize_s", "forward_only_s", "forward_ratio_to_fp32_floor"])
+    if search_rows:
+        print_table(search_rows, ["precision", "dim", "search_s", "run"])
+    print("wrote", write_json(args.name, {"machine": machine(device), "rows": rows, "search": search_rows,
+                                          "args": {k: str(v) for k, v in vars(args).items()}}))
 
 
 if __name__ == "__main__":

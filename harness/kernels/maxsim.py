@@ -1,4 +1,4 @@
-"""Exact late-interaction (MaxSim) scoring on CPU: brute-force search, candidate rerank, reference.
+"""Exact late-interaction (MaxSim) scoring: brute-force search, candidate rerank, reference.
 
     score(q, d) = sum over real query tokens i of  max over doc tokens j of <q_i, d_j>
 
@@ -33,6 +33,10 @@ once at the end.
 bfloat16 too; max is exact and per-query sums are float32). It is an opt-in fast mode for CPUs
 with native bf16 GEMM (AVX512-BF16/AMX); on AVX2-only CPUs torch's bf16 matmul is several times
 slower than float32, so float32 stays the default.
+
+``device`` (default CPU) runs the matmuls and reductions on a GPU: each chunk is copied there once,
+the per-document sums come back, and the top-k merge stays on the host. On a GPU tiles and chunks
+are larger (``_GPU_TILE_ELEMS``), since there the cost is kernel launches, not cache misses.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ import torch
 # Similarity values computed per matmul call (rows x columns). ~1M float32 = 4 MiB keeps the
 # tile in L3 for the reduction that follows; tuned with bench/maxsim.py.
 _TILE_ELEMS = 1 << 20
+# On a GPU: 64M similarities (256 MiB float32) per matmul and 256K-row chunks keep launches few.
+_GPU_TILE_ELEMS = 1 << 26
+_GPU_CHUNK_TOKENS = 1 << 18
 _MIN_TILE_COLS = 256
 # Pending per-document scores are merged into the running top-k at least this often (documents).
 _MERGE_DOCS = 8192
@@ -139,14 +146,16 @@ def _merge(top: np.ndarray, pending: list[np.ndarray], k: int) -> np.ndarray:
 class _Buffers:
     """Reused scratch tensors, grown on demand (fresh allocations page-fault on every chunk)."""
 
-    def __init__(self):
+    def __init__(self, device: torch.device):
         self._store: dict[str, torch.Tensor] = {}
+        self.device = device
 
     def get(self, name: str, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
         n = shape[0] * shape[1]
         buf = self._store.get(name)
         if buf is None or buf.numel() < n or buf.dtype != dtype:
-            buf = self._store[name] = torch.empty(max(n, int(1.25 * buf.numel()) if buf is not None else n), dtype=dtype)
+            size = max(n, int(1.25 * buf.numel()) if buf is not None else n)
+            buf = self._store[name] = torch.empty(size, dtype=dtype, device=self.device)
         return buf[:n].view(shape)
 
 
@@ -211,7 +220,8 @@ class _ChunkPlan:
         self.gather = np.concatenate(gathers) if gathers else np.zeros(0, np.int64)
 
 
-def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype: torch.dtype):
+def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype: torch.dtype,
+                   device: torch.device):
     """Queries sorted by real-token count, in batches of ``query_batch``. Per batch: (query indices,
     token-major rows (q_max * B, dim): row t * B + b is real token t of query b or a zero vector).
 
@@ -232,7 +242,7 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
         qb = torch.gather(q[sel], 1, perm[..., None].expand(-1, -1, q.shape[2]))[:, :q_max]
         real = torch.gather(m, 1, perm)[:, :q_max]
         qb = qb * real[..., None]
-        flat = qb.transpose(0, 1).reshape(q_max * idx.size, q.shape[2]).to(dtype).contiguous()
+        flat = qb.transpose(0, 1).reshape(q_max * idx.size, q.shape[2]).to(device=device, dtype=dtype).contiguous()
         batches.append((idx, q_max, flat))
     return batches
 
@@ -243,18 +253,24 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
 
 @torch.inference_mode()
 def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: int | None = None,
-                  query_batch: int = 32, chunk_tokens: int = 65536,
-                  compute_dtype: torch.dtype = torch.float32) -> tuple[np.ndarray, np.ndarray]:
+                  query_batch: int = 32, chunk_tokens: int | None = None,
+                  compute_dtype: torch.dtype = torch.float32,
+                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k late-interaction search over all documents.
 
     Returns (scores float32 (n_q, k'), doc indices int64 (n_q, k')), k' = min(k, n_docs), rows
     sorted by score descending, ties by lower doc index. Documents are processed in chunks of at
-    most ``chunk_tokens`` rows (a chunk ends on a document boundary unless one document alone is
-    longer), converted to ``compute_dtype`` once per chunk, against ``query_batch`` queries at a
-    time; each (chunk, batch) is split into tiles of about ``_TILE_ELEMS`` similarities.
+    most ``chunk_tokens`` rows (default 65,536 on a CPU, 262,144 on a GPU; a chunk ends on a
+    document boundary unless one document alone is longer), converted to ``compute_dtype`` once per
+    chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
+    about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU).
     """
     if compute_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"compute_dtype must be torch.float32 or torch.bfloat16, got {compute_dtype}")
+    device = torch.device(device)
+    on_gpu = device.type != "cpu"
+    if chunk_tokens is None:
+        chunk_tokens = _GPU_CHUNK_TOKENS if on_gpu else 65536
     if query_batch < 1 or chunk_tokens < 1:
         raise ValueError("query_batch and chunk_tokens must be >= 1")
     offsets = _check_offsets(doc_vectors, doc_offsets)
@@ -265,16 +281,16 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     if kk <= 0 or n_q == 0:
         return np.zeros((n_q, max(kk, 0)), np.float32), np.zeros((n_q, max(kk, 0)), np.int64)
 
-    batches = _query_batches(q, mask, query_batch, compute_dtype)
+    batches = _query_batches(q, mask, query_batch, compute_dtype, device)
     total = int(offsets[-1])
     rows_max = max(1, max(flat.shape[0] for _, _, flat in batches))
     chunk_cap = min(int(chunk_tokens), total)
-    tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, _TILE_ELEMS // rows_max))
+    tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, (_GPU_TILE_ELEMS if on_gpu else _TILE_ELEMS) // rows_max))
 
-    chunk32 = torch.empty((chunk_cap, use), dtype=torch.float32)
-    buffers = _Buffers()
-    sim = torch.empty(tile_cols * rows_max, dtype=compute_dtype)
-    per_doc = torch.empty(tile_cols * rows_max, dtype=compute_dtype)
+    chunk32 = torch.empty((chunk_cap, use), dtype=torch.float32, device=device)
+    buffers = _Buffers(device)
+    sim = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
+    per_doc = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
     wide = compute_dtype != torch.float32
 
     tops = [np.full((idx.size, 0), _WORST_KEY, dtype=np.uint64) for idx, _, _ in batches]
@@ -285,7 +301,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     def doc_scores(maxes: torch.Tensor, q_max: int, b: int) -> np.ndarray:
         """(n, q_max * B) per-token maxima -> (B, n) float32 sums over query tokens."""
         m = maxes.to(torch.float32) if wide else maxes
-        return m.view(-1, q_max, b).sum(dim=1).t().numpy()
+        return m.view(-1, q_max, b).sum(dim=1).t().cpu().numpy()
 
     chunk_cuts = _cuts(offsets, 0, total, chunk_cap)
     for r0, r1 in zip(chunk_cuts[:-1], chunk_cuts[1:]):
@@ -297,7 +313,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
         else:
             c_low = c32
         padded = buffers.get("padded", (plan.gather.size, use), compute_dtype)
-        torch.index_select(c_low, 0, torch.from_numpy(plan.gather), out=padded)
+        torch.index_select(c_low, 0, torch.from_numpy(plan.gather).to(device), out=padded)
         new_docs = 0
         for bi, (idx, q_max, flat) in enumerate(batches):
             b, rows = idx.size, flat.shape[0]
@@ -350,7 +366,8 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
 
 @torch.inference_mode()
 def maxsim_rerank(queries, query_mask, doc_vectors, doc_offsets, candidates: Sequence[np.ndarray],
-                  dim: int | None = None, compute_dtype: torch.dtype = torch.float32) -> list[np.ndarray]:
+                  dim: int | None = None, compute_dtype: torch.dtype = torch.float32,
+                  device: str | torch.device = "cpu") -> list[np.ndarray]:
     """For each query i, float32 scores of the documents ``candidates[i]`` (doc indices, any order,
     repeats allowed, may be empty), in the order given."""
     if compute_dtype not in (torch.float32, torch.bfloat16):
@@ -367,7 +384,7 @@ def maxsim_rerank(queries, query_mask, doc_vectors, doc_offsets, candidates: Seq
         scores = np.zeros(cand.size, dtype=np.float32)
         if cand.size and (cand.min() < 0 or cand.max() >= n_docs):
             raise IndexError(f"candidate doc index out of range 0..{n_docs - 1} for query {i}")
-        flat = q[i][mask[i]].to(compute_dtype)
+        flat = q[i][mask[i]].to(device=device, dtype=compute_dtype)
         if cand.size == 0 or flat.shape[0] == 0:
             out.append(scores)
             continue
@@ -380,8 +397,8 @@ def maxsim_rerank(queries, query_mask, doc_vectors, doc_offsets, candidates: Seq
             lens = lengths[g0:g1]
             rel = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
             rows = np.repeat(offsets[cand[g0:g1]] - rel, lens) + np.arange(int(lens.sum()))
-            c = _load_rows(doc_vectors, rows, use, renorm).to(compute_dtype)
-            sims = (flat @ c.t()).to(torch.float32).numpy()
+            c = _load_rows(doc_vectors, rows, use, renorm).to(device=device, dtype=compute_dtype)
+            sims = (flat @ c.t()).to(torch.float32).cpu().numpy()
             scores[g0:g1] = np.maximum.reduceat(sims, rel, axis=1).sum(axis=0, dtype=np.float32)
             g0 = g1
         out.append(scores)

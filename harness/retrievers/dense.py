@@ -20,7 +20,10 @@ from harness.runs import Run
 
 class DenseRetriever(Retriever):
     def __init__(self, model: str, revision: str | None = None, batch_size: int = 64, threads: int | None = None,
-                 max_length: int | None = None, query_prompt: str = "", document_prompt: str = ""):
+                 max_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
+                 device: str = "auto"):
+        from harness.encoders.multivector import resolve_device
+
         self.path, self.revision = resolve_path(model, revision)
         self.model_name, self.batch_size, self.threads = model, batch_size, threads
         self.max_length, self.explicit_length = max_length, max_length is not None
@@ -28,7 +31,8 @@ class DenseRetriever(Retriever):
         self._model = None
         self._store = None
         self._ids: list[str] = []
-        self._cost: dict[str, Any] = {}
+        self.device = resolve_device(device)
+        self._cost: dict[str, Any] = {"device": self.device}
         self._search_start = 0.0
 
     def set_max_length(self, query: int | None, document: int | None) -> None:
@@ -55,7 +59,7 @@ class DenseRetriever(Retriever):
 
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
             t = time.perf_counter()
-            self._model = SentenceTransformer(str(self.path), device="cpu")
+            self._model = SentenceTransformer(str(self.path), device=self.device)
             if self.max_length is not None:
                 # Never beyond what the model's position embeddings allow.
                 self._model.max_seq_length = min(self.max_length, self._model.max_seq_length or self.max_length)

@@ -5,7 +5,8 @@ store is cached under a key without them, and truncation (slice, re-normalise) h
 ``storage`` picks how the index keeps the vectors (harness/index/compression.py): ``fp16`` searches
 the float16 token store, ``fp32`` a float32 one (its own encoding: float16 cannot give back the bits
 it dropped), ``int8`` and ``residual-<bits>`` a compressed store derived from the float16 one at
-``dim`` (cached; no encoding), searched exactly over its decompressed vectors.
+``dim`` (cached; no encoding), searched exactly over its decompressed vectors. ``device`` (``auto``: a CUDA GPU when torch sees
+one) runs encoding and search; it is recorded with the cost, not in the protocol.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LateInteractionRetriever(Retriever):
     def __init__(self, model: str | list[str], format: str = "auto", dim: int | None = None, revision: str | None = None,
                  trust_remote_code: bool = False, precision: str = "fp32", storage: str = "fp16",
                  storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int = 8192,
-                 threads: int | None = None, merge_weights: list[float] | None = None,
+                 threads: int | None = None, merge_weights: list[float] | None = None, device: str = "auto",
                  **encoder_settings: Any):
         # ``model`` may list several checkpoints of one architecture: their weight average
         # (uniform, or ``merge_weights``) is the model evaluated.
@@ -43,11 +44,14 @@ class LateInteractionRetriever(Retriever):
         # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
         self.storage_dtype = "float32" if storage == "fp32" else "float16"
         self.batch_tokens, self.threads = batch_tokens, threads
+        from harness.encoders.multivector import resolve_device
+
+        self.device = resolve_device(device)
+        self._cost: dict[str, Any] = {"device": self.device}
         self._encoder = None
         self._store = None
         self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
-        self._cost: dict[str, Any] = {}
         if dim is not None and self.checkpoint.settings.dim is not None and dim > self.checkpoint.settings.dim:
             raise ValueError(f"dim={dim} exceeds the model's output dimension {self.checkpoint.settings.dim}")
 
@@ -81,7 +85,8 @@ class LateInteractionRetriever(Retriever):
             from harness.encoders.multivector import MultiVectorEncoder
 
             t = time.perf_counter()
-            self._encoder = MultiVectorEncoder(self.checkpoint, self.precision, self.threads, self.batch_tokens)
+            self._encoder = MultiVectorEncoder(self.checkpoint, self.precision, self.threads, self.batch_tokens,
+                                               self.device)
             self._cost["model_load_s"] = time.perf_counter() - t
         return self._encoder
 
@@ -168,7 +173,7 @@ class LateInteractionRetriever(Retriever):
         vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
         scores, indices = maxsim_search(vectors, mask, doc_vectors, offsets, k, dim=dim,
-                                        compute_dtype=self._compute_dtype())
+                                        compute_dtype=self._compute_dtype(), device=self.device)
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
         return Run({qid: {doc_ids[j]: float(s) for j, s in zip(indices[i], scores[i])} for i, qid in enumerate(ids)})
@@ -182,7 +187,7 @@ class LateInteractionRetriever(Retriever):
         vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
         scores = maxsim_rerank(vectors, mask, doc_vectors, offsets, lists, dim=dim,
-                               compute_dtype=self._compute_dtype())
+                               compute_dtype=self._compute_dtype(), device=self.device)
         self._cost["search_s"] = time.perf_counter() - t
         return Run({q: {self._ids[j]: float(s) for j, s in zip(lists[i], scores[i])} for i, q in enumerate(ids)})
 

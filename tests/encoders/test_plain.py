@@ -55,6 +55,19 @@ def test_document_vectors_match_an_independent_forward_pass(tmp_path, reference)
     assert np.allclose(np.linalg.norm(store.vectors, axis=1), 1.0, atol=1e-5)
 
 
+def test_batching_does_not_change_the_stored_vectors(tmp_path):
+    # Many small batches (each gathered and written on its own) against one batch for everything.
+    docs = DOCS * 4
+    small = encoder().encode_documents(docs, lambda c, d: TokenStoreWriter(tmp_path / "a", c, d, dtype="float32"))
+    one = MultiVectorEncoder(load_checkpoint(MODEL, overrides={"query_maxlen": 32, "doc_maxlen": 64}),
+                             batch_tokens=1 << 20)
+    big = one.encode_documents(docs, lambda c, d: TokenStoreWriter(tmp_path / "b", c, d, dtype="float32"))
+    # 15, 4 and 64 stored tokens: punctuation dropped, the long one cut at doc_maxlen
+    assert small.offsets.tolist() == big.offsets.tolist() == np.cumsum([0] + [15, 4, 64] * 4).tolist()
+    np.testing.assert_allclose(small.vectors, big.vectors, atol=1e-5)
+    assert one.device.type == "cpu"
+
+
 def test_query_vectors_and_mask_without_expansion(reference):
     _, vectors = reference
     q, mask = encoder().encode_queries(["What is the brain?", "short"])

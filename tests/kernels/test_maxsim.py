@@ -226,3 +226,40 @@ def test_invalid_arguments():
         maxsim_search(q[:, :, :32], mask, vectors, offsets, k=3)
     with pytest.raises(IndexError):
         maxsim_rerank(q, mask, vectors, offsets, [np.array([5]), np.array([]), np.array([])])
+
+
+def test_the_cpu_named_as_a_device_is_the_default_path():
+    vectors, offsets = corpus(seed=24)
+    q, mask = queries_for(vectors, offsets, seed=25)
+    ref = reference_maxsim(q, mask, vectors, offsets, dim=48)
+    for device in ("cpu", torch.device("cpu")):
+        scores, ids = maxsim_search(q, mask, vectors, offsets, k=10, dim=48, device=device)
+        assert_search_matches(scores, ids, ref, 10)
+        got = maxsim_rerank(q, mask, vectors, offsets, [np.arange(120)] * 11, dim=48, device=device)
+        np.testing.assert_allclose(np.stack(got), ref, atol=1e-5, rtol=0)
+
+
+# Runs where torch sees a CUDA GPU (none in CI). Needs no shared caches: on a GPU machine,
+# `pytest --noconftest tests/kernels/test_maxsim.py -k gpu` runs it alone.
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("chunk_tokens", [None, 97])
+def test_gpu_search_and_rerank_match_the_reference(chunk_tokens, monkeypatch):
+    vectors, offsets = corpus(seed=26)
+    q, mask = queries_for(vectors, offsets, seed=27)
+    for dim in (None, 32):
+        ref = reference_maxsim(q, mask, vectors, offsets, dim=dim)
+        scores, ids = maxsim_search(q, mask, vectors, offsets, k=10, dim=dim, chunk_tokens=chunk_tokens,
+                                    query_batch=3, device="cuda")
+        assert_search_matches(scores, ids, ref, 10)
+        assert ids[0, :4].tolist() == [7, 40, 41, 100]
+        got = maxsim_rerank(q, mask, vectors, offsets, [np.arange(119, -1, -1)] * 11, dim=dim, device="cuda")
+        np.testing.assert_allclose(np.stack(got), ref[:, ::-1], atol=1e-5, rtol=0)
+        scores, ids = maxsim_search(q, mask, vectors, offsets, k=10, dim=dim, chunk_tokens=chunk_tokens,
+                                    compute_dtype=torch.bfloat16, device="cuda")
+        np.testing.assert_allclose(scores, np.take_along_axis(ref, ids, 1), atol=BF16_TOL, rtol=0)
+    # 8-column GPU tiles: documents longer than a tile are scored piecewise there too.
+    monkeypatch.setattr(maxsim, "_GPU_TILE_ELEMS", 64)
+    monkeypatch.setattr(maxsim, "_MIN_TILE_COLS", 8)
+    ref = reference_maxsim(q, mask, vectors, offsets)
+    scores, ids = maxsim_search(q, mask, vectors, offsets, k=10, chunk_tokens=chunk_tokens, device="cuda")
+    assert_search_matches(scores, ids, ref, 10)

@@ -49,6 +49,14 @@ def test_search_scores_are_exact_maxsim_and_rank_the_matching_document_first():
             assert got[doc_id] == pytest.approx(expected[j], abs=1e-4)
 
 
+def test_the_device_is_recorded_with_the_cost_and_stays_out_of_the_protocol():
+    r = retriever(device="cpu")
+    r.index(IDS, DOCS)
+    assert r.cost()["device"] == "cpu" and r._encoder_().device.type == "cpu"
+    assert r.settings() == retriever().settings()  # device auto: the same protocol on any device
+    assert "device" not in repr(r.settings()) and "device" not in repr(r.document_key(IDS, DOCS))
+
+
 def test_dimensions_and_query_settings_reuse_one_document_encoding():
     full = retriever()
     full.index(IDS, DOCS)
