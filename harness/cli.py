@@ -86,6 +86,7 @@ def run(
     max_queries: Annotated[Optional[int], typer.Option("--max-queries", help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
     max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
     latency_queries: Annotated[int, typer.Option("--latency-queries", help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
+    device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
     from harness.pipeline import execute, plan
@@ -95,7 +96,8 @@ def run(
 
     s = load_suite(suite)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
-    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries)
+    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries,
+                 device=device)
     for unit in units:
         outcome = execute(unit, results, force=force)
         score = outcome.metrics[outcome.main_metric]

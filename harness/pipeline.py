@@ -34,6 +34,7 @@ class Unit:
     retriever: str
     sample: tuple[int | None, int | None] | None = None  # (queries, documents) for a smoke run
     latency_queries: int = 50  # queries timed one at a time after the scored run (0: none)
+    device: str | None = None  # where retrievers that take a device run; None: their own params
 
     def spec(self, suite: Suite) -> DatasetSpec:
         spec = suite.dataset(self.dataset)
@@ -52,7 +53,8 @@ class Outcome:
 
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
-         sample: tuple[int | None, int | None] | None = None, latency_queries: int = 50) -> list[Unit]:
+         sample: tuple[int | None, int | None] | None = None, latency_queries: int = 50,
+         device: str | None = None) -> list[Unit]:
     """Every (dataset, retriever) pair asked for; unknown names, and datasets the suite lists as
     unavailable, fail here, before any work. Asked for no dataset by name, the whole suite runs
     without its unavailable ones (a warning names them)."""
@@ -66,10 +68,14 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
         if skipped:
             log.warning("suite %s: skipping %d unavailable datasets (%s); `harness list` says why",
                         suite.name, len(skipped), ", ".join(skipped))
+    if device is not None:  # a device that is not there fails here, before any unit runs
+        from harness.encoders.multivector import resolve_device
+
+        resolve_device(device)
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
         retrievers.resolve(suite.retriever(name).class_)
-    return [Unit(str(suite.path), d, r, sample, latency_queries) for d in names for r in chosen]
+    return [Unit(str(suite.path), d, r, sample, latency_queries, device) for d in names for r in chosen]
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,
@@ -123,11 +129,11 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         raise DataError(f"Dataset {spec.name!r} is in mode: rerank with candidates from the dataset, but its "
                         f"source ({spec.source.kind}) gave no candidate lists. Give the source's `candidates` "
                         "part, or take candidates from a first-stage retriever (candidates: {source: retriever}).")
-    retriever = retrievers.build(rspec.class_, rspec.params)
+    retriever = retrievers.build(rspec.class_, retrievers.on_device(rspec.class_, rspec.params, unit.device))
     retriever.set_max_length(spec.max_length.query, spec.max_length.document)
     retriever.set_language(spec.language)
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
-    first, first_identity = _first_stage(suite, spec)
+    first, first_identity = _first_stage(suite, spec, unit.device)
     card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
     key = result_key(card, identity)
     folder = store.folder(suite.name, spec.name, unit.retriever, key)
@@ -172,13 +178,13 @@ def _search_depth(spec: DatasetSpec) -> int:
     return spec.depth + (1 if spec.remove_self_matches else 0)
 
 
-def _first_stage(suite: Suite, spec: DatasetSpec):
+def _first_stage(suite: Suite, spec: DatasetSpec, device: str | None = None):
     """The first-stage retriever of a re-ranking dataset whose candidates come from one, and its
     identity for the protocol card; (None, None) otherwise."""
     if spec.mode != "rerank" or spec.candidates.source != "retriever":
         return None, None
     first_spec = suite.retriever(spec.candidates.retriever)
-    first = retrievers.build(first_spec.class_, first_spec.params)
+    first = retrievers.build(first_spec.class_, retrievers.on_device(first_spec.class_, first_spec.params, device))
     first.set_max_length(spec.max_length.query, spec.max_length.document)
     first.set_language(spec.language)
     identity = {"name": spec.candidates.retriever, "class": retrievers.class_path(type(first)),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from importlib import metadata
 from typing import Any
 
@@ -60,6 +61,15 @@ def resolve(ref: str) -> type:
 
 def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def on_device(ref: str, params: dict[str, Any] | None, device: str | None) -> dict[str, Any]:
+    """``params`` with ``device`` set, when one is given and the class takes a ``device`` argument.
+    Where a retriever runs is not part of what it is: callers keep the suite's params as its identity."""
+    params = dict(params or {})
+    if device is not None and "device" in inspect.signature(resolve(ref)).parameters:
+        params["device"] = device
+    return params
 
 
 def build(ref: str, params: dict[str, Any] | None = None) -> Retriever:

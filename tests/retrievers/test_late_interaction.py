@@ -112,6 +112,23 @@ def test_sweep_through_the_cli_encodes_once(tmp_path):
     assert records["minilm-maxsim@dim=384"].metrics["ndcg@10"] > 0.4
 
 
+def test_the_cli_device_option_moves_the_work_not_the_result(tmp_path):
+    results = tmp_path / "results"
+    args = ["run", str(SCIFACT_SUITE), "-d", "scifact", "-r", "bm25", "-r", "minilm-maxsim@dim=64",
+            "--max-queries", "10", "--max-documents", "100", "--latency-queries", "0", "--results", str(results)]
+    missing = run_cli(*args, "--device", "cuda")
+    assert missing.returncode == 2 and "device 'cuda' was asked for, but torch" in missing.stderr + missing.stdout
+    assert not results.exists() or not any(results.rglob("record.json"))  # refused before any unit
+    done = run_cli(*args, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    records = {r.retriever["name"]: r for _, r in ResultStore(results).records()}
+    assert records["minilm-maxsim@dim=64"].cost["device"] == "cpu"
+    assert "device" not in records["minilm-maxsim@dim=64"].retriever["params"]
+    # Without --device (auto, the CPU here) the same units already exist: nothing is redone.
+    again = run_cli(*args)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2, again.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # Storage kinds (harness/index/compression.py): fp32, fp16, int8, residual-1/2/4
 
