@@ -87,26 +87,30 @@ class TokenStoreWriter:
         self.dim, self.dtype = dim, np.dtype(dtype)
         self.extra = manifest or {}
         n = int(self.offsets[-1])
-        self.vectors = (np.memmap(self.tmp / VECTORS, dtype=self.dtype, mode="w+", shape=(n, dim)) if n
-                        else None)
-        if not n:
-            (self.tmp / VECTORS).touch()
+        # Rows go to the file with positioned writes, not through a writable memory map: a mapped
+        # page that was written stays in this process's resident set until the map is closed,
+        # so a memory map would hold the whole store in memory by the end of the encoding.
+        self._row_bytes = dim * self.dtype.itemsize
+        self._file = open(self.tmp / VECTORS, "wb", buffering=0)
+        self._file.truncate(n * self._row_bytes)
         self.written = np.zeros(len(counts), dtype=bool)
 
     def write(self, i: int, rows: np.ndarray) -> None:
         start, end = int(self.offsets[i]), int(self.offsets[i + 1])
         if rows.shape != (end - start, self.dim):
             raise ValueError(f"document {i}: expected {(end - start, self.dim)} rows, got {rows.shape}")
-        self.vectors[start:end] = rows
+        data = memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B")
+        self._file.seek(start * self._row_bytes)
+        while data:
+            data = data[self._file.write(data):]
         self.written[i] = True
 
     def finish(self) -> TokenStore:
         if not self.written.all():
             missing = np.flatnonzero(~self.written)[:5].tolist()
             raise ValueError(f"token store incomplete: documents {missing} were never written")
-        if self.vectors is not None:
-            self.vectors.flush()
-            del self.vectors
+        os.fsync(self._file.fileno())
+        self._file.close()
         np.save(self.tmp / OFFSETS, self.offsets)
         manifest = {**self.extra, "n_docs": len(self.offsets) - 1, "n_tokens": int(self.offsets[-1]),
                     "dim": self.dim, "dtype": self.dtype.name}
@@ -120,5 +124,5 @@ class TokenStoreWriter:
         return TokenStore.open(self.path)
 
     def abort(self) -> None:
-        self.vectors = None
+        self._file.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
