@@ -22,7 +22,10 @@ are sorted by real-token count before batching so that padding stays small). Doc
 than a tile (or cut by a chunk boundary) are scored piecewise with a running max. Matmul is
 about 90% of the time at dims 384 and 128 (bench/maxsim.py, profiled); the rest is mostly
 the amax pass over the similarities. Memory is bounded by about two copies of a chunk plus
-``_TILE_ELEMS`` similarities plus small per-batch buffers, whatever the corpus size.
+``_TILE_ELEMS`` similarities plus small per-batch buffers, whatever the corpus size. A memory-
+mapped store (``np.memmap``) is read chunk by chunk with file reads into one reused buffer, not
+through the map: every page touched through a map stays in the process's resident set while the
+map is open, so one pass would leave the whole store resident (``_ChunkReader``).
 
 The running top-k is kept as uint64 keys ``(descending-score bits << 32) | doc index``: keys are
 unique, their ascending order is "score descending, lower doc index first", and ``np.partition``
@@ -41,6 +44,7 @@ are larger (``_GPU_TILE_ELEMS``), since there the cost is kernel launches, not c
 
 from __future__ import annotations
 
+import mmap
 import warnings
 from collections.abc import Sequence
 
@@ -117,6 +121,40 @@ def _load_rows(doc_vectors, rows, use: int, renorm: bool, out: torch.Tensor | No
     if renorm:
         out.div_(out.norm(dim=1, keepdim=True).clamp_min_(1e-12))
     return out
+
+
+class _ChunkReader:
+    """Consecutive row ranges of the document matrix, for ``maxsim_search``'s chunk loop.
+
+    A read-only ``np.memmap`` of a file (what ``TokenStore`` opens) is read with file reads into one
+    reused buffer: the file's pages stay in the OS page cache, out of this process's resident set,
+    which holds one chunk. Anything else (in-memory arrays, copy-on-write maps whose changes are not
+    in the file, views, array-likes) is sliced as before.
+    """
+
+    def __init__(self, doc_vectors, max_rows: int):
+        self.doc_vectors, self.buffer = doc_vectors, None
+        if (isinstance(doc_vectors, np.memmap) and isinstance(doc_vectors.base, mmap.mmap)
+                and doc_vectors.mode != "c" and doc_vectors.flags.c_contiguous and doc_vectors.filename
+                and max_rows > 0):
+            self.row_bytes = doc_vectors.shape[1] * doc_vectors.dtype.itemsize
+            self.start = int(doc_vectors.offset)
+            self.buffer = np.empty((max_rows, doc_vectors.shape[1]), dtype=doc_vectors.dtype)
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        if self.buffer is None:
+            return self.doc_vectors[r0:r1]
+        out = self.buffer[:r1 - r0]
+        view = memoryview(out).cast("B")
+        with open(self.doc_vectors.filename, "rb", buffering=0) as f:  # one open per chunk: nothing to close later
+            f.seek(self.start + r0 * self.row_bytes)
+            done = 0
+            while done < len(view):
+                n = f.readinto(view[done:])
+                if not n:
+                    raise OSError(f"{self.doc_vectors.filename}: the file ends before row {r1}")
+                done += n
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,9 +342,10 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
         return m.view(-1, q_max, b).sum(dim=1).t().cpu().numpy()
 
     chunk_cuts = _cuts(offsets, 0, total, chunk_cap)
+    reader = _ChunkReader(doc_vectors, chunk_cap)
     for r0, r1 in zip(chunk_cuts[:-1], chunk_cuts[1:]):
         plan = _ChunkPlan(offsets, r0, r1, tile_cols)
-        c32 = _load_rows(doc_vectors, slice(r0, r1), use, renorm, out=chunk32[:r1 - r0])
+        c32 = _load_rows(reader.rows(r0, r1), slice(None), use, renorm, out=chunk32[:r1 - r0])
         if wide:  # one conversion per chunk
             c_low = buffers.get("low", (r1 - r0, use), compute_dtype)
             c_low.copy_(c32)

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -163,6 +165,51 @@ def test_float16_memmap_input(tmp_path):
     cands = [np.array([3, 1, 99]), np.array([], dtype=np.int64)] + [np.arange(i, 120, 17) for i in range(9)]
     for i, got in enumerate(maxsim_rerank(q, mask, stored, offsets, cands)):
         np.testing.assert_allclose(got, ref[i, cands[i]], atol=1e-5, rtol=0)
+
+
+def _mapped_rss_bytes(path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) > 5 and head[5] == str(path)
+        elif inside and head[0] == "Rss:":
+            total += int(head[1]) * 1024
+    return total
+
+
+def test_memmap_searched_through_file_reads_offset_and_copy_on_write(tmp_path):
+    vectors, offsets = corpus(seed=13)
+    path = tmp_path / "vectors.bin"
+    header = 100  # rows start after a header that is not a multiple of the page size
+    with open(path, "wb") as f:
+        f.write(b"x" * header + vectors.tobytes())
+    q, mask = queries_for(vectors, offsets, seed=14)
+    ref = reference_maxsim(q, mask, vectors, offsets)
+    stored = np.memmap(path, dtype=np.float16, mode="r", offset=header, shape=vectors.shape)
+    scores, ids = maxsim_search(q, mask, stored, offsets, k=10, chunk_tokens=256, query_batch=5)
+    assert_search_matches(scores, ids, ref, 10)
+    # A copy-on-write map's private changes are not in the file: it is searched through the map.
+    private = np.memmap(path, dtype=np.float16, mode="c", offset=header, shape=vectors.shape)
+    private[offsets[3]:offsets[4]] = private[offsets[7]:offsets[8]][:1]
+    changed = np.array(private)
+    scores, ids = maxsim_search(q, mask, private, offsets, k=10, chunk_tokens=256, query_batch=5)
+    assert_search_matches(scores, ids, reference_maxsim(q, mask, changed, offsets), 10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_search_leaves_a_memmapped_store_out_of_the_resident_set(tmp_path):
+    vectors, offsets = corpus(seed=13, n_docs=2000, max_len=40)  # about 10 MB of float16
+    path = tmp_path / "vectors.bin"
+    vectors.tofile(path)
+    stored = np.memmap(path, dtype=np.float16, mode="r", shape=vectors.shape)
+    q, mask = queries_for(vectors, offsets, seed=14)
+    expected = maxsim_search(q, mask, vectors, offsets, k=10, chunk_tokens=4096)
+    got = maxsim_search(q, mask, stored, offsets, k=10, chunk_tokens=4096)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert _mapped_rss_bytes(path) < vectors.nbytes // 10
 
 
 @pytest.mark.parametrize("dim", [None, 32])
