@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -203,10 +204,18 @@ def _write(store: TokenStoreWriter, batch: np.ndarray, counts: np.ndarray, rows)
         start += n
 
 
+def check_device_name(device: str) -> str:
+    """A device name's form, checked without importing torch (where it is, is checked at use)."""
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?", device):
+        raise UnknownNameError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:<n>.")
+    return device
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a named device must exist."""
     import torch
 
+    check_device_name(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

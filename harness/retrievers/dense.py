@@ -1,19 +1,27 @@
 """Dense single-vector baseline: sentence-transformers pooling, exact dot product.
 
 Document embeddings are cached like token stores (one row per document), so a re-run encodes
-nothing.
+nothing. The settings that go into the protocol card (module types, max_seq_length) are read off
+the loaded model once and kept beside the caches, keyed by the model's small config files, its
+revision, the lengths asked for and the sentence-transformers version: a re-run that finds its
+result skips the unit without importing sentence-transformers (seconds) or loading the model.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from harness.encoders.checkpoint import resolve_path
+from harness.encoders.multivector import check_device_name
 from harness.index import cache
+from harness.paths import harness_home
 from harness.retrievers.base import Retriever
 from harness.runs import Run
 
@@ -22,8 +30,6 @@ class DenseRetriever(Retriever):
     def __init__(self, model: str, revision: str | None = None, batch_size: int = 64, threads: int | None = None,
                  max_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
                  device: str = "auto"):
-        from harness.encoders.multivector import resolve_device
-
         self.path, self.revision = resolve_path(model, revision)
         self.model_name, self.batch_size, self.threads = model, batch_size, threads
         self.max_length, self.explicit_length = max_length, max_length is not None
@@ -31,8 +37,8 @@ class DenseRetriever(Retriever):
         self._model = None
         self._store = None
         self._ids: list[str] = []
-        self.device = resolve_device(device)
-        self._cost: dict[str, Any] = {"device": self.device}
+        self.device = check_device_name(device)  # resolved when the model is loaded
+        self._cost: dict[str, Any] = {}
         self._search_start = 0.0
 
     def set_max_length(self, query: int | None, document: int | None) -> None:
@@ -43,20 +49,43 @@ class DenseRetriever(Retriever):
         return {"model": self.model_name, "revision": self.revision}
 
     def settings(self) -> dict[str, Any]:
-        model = self._st()
         return {
             "model": self._identity(),
-            "modules": [type(m).__name__ for m in model],
-            "max_seq_length": model.max_seq_length,
+            **self._model_facts(),
             "prompts": {"query": self.query_prompt, "document": self.document_prompt},
             "similarity": "dot product",
         }
+
+    def _model_facts(self) -> dict[str, Any]:
+        """Module types and the effective max_seq_length, from the loaded model or from a record of it."""
+        key = {"model": self._identity(), "max_length": self.max_length,
+               "sentence_transformers": metadata.version("sentence-transformers"),
+               "files": {name: hashlib.sha256((self.path / name).read_bytes()).hexdigest()
+                         for name in ("modules.json", "sentence_bert_config.json", "config.json",
+                                      "tokenizer_config.json") if (self.path / name).is_file()}}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        record = harness_home() / "model-facts" / f"{digest}.json"
+        try:
+            return json.loads(record.read_text())
+        except (OSError, ValueError):  # absent, or unreadable: read the model again
+            pass
+        model = self._st()
+        facts = {"modules": [type(m).__name__ for m in model], "max_seq_length": model.max_seq_length}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts))
+        os.replace(tmp, record)  # whole or absent, never half-written
+        return facts
 
     def _st(self):
         if self._model is None:
             import torch
             from sentence_transformers import SentenceTransformer
 
+            from harness.encoders.multivector import resolve_device
+
+            self.device = resolve_device(self.device)
+            self._cost["device"] = self.device
             torch.set_num_threads(self.threads or os.cpu_count() or 1)
             t = time.perf_counter()
             self._model = SentenceTransformer(str(self.path), device=self.device)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
+from harness.encoders.multivector import check_device_name
 from harness.index import cache
 from harness.index.compression import codec_for
 from harness.index.compressed_store import CompressedStore
@@ -44,16 +45,24 @@ class LateInteractionRetriever(Retriever):
         # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
         self.storage_dtype = "float32" if storage == "fp32" else "float16"
         self.batch_tokens, self.threads = batch_tokens, threads
-        from harness.encoders.multivector import resolve_device
-
-        self.device = resolve_device(device)
-        self._cost: dict[str, Any] = {"device": self.device}
+        # Resolved at first use: a re-run that finds its result skips the unit without importing torch.
+        self._device_name, self._device = check_device_name(device), None
+        self._cost: dict[str, Any] = {}
         self._encoder = None
         self._store = None
         self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
         if dim is not None and self.checkpoint.settings.dim is not None and dim > self.checkpoint.settings.dim:
             raise ValueError(f"dim={dim} exceeds the model's output dimension {self.checkpoint.settings.dim}")
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from harness.encoders.multivector import resolve_device
+
+            self._device = resolve_device(self._device_name)
+            self._cost["device"] = self._device
+        return self._device
 
     @property
     def settings_used(self) -> EncoderSettings:
@@ -103,6 +112,7 @@ class LateInteractionRetriever(Retriever):
 
     def index(self, ids: list[str], texts: list[str]) -> None:
         self._ids = list(ids)
+        self._cost["device"] = self.device
         t = time.perf_counter()
         self._store, hit = cache.open_or_build(
             self.document_key(ids, texts), lambda writer: self._encoder_().encode_documents(texts, writer),

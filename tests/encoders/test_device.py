@@ -26,3 +26,14 @@ def test_auto_takes_the_gpu_when_torch_sees_one(monkeypatch):
 def test_an_unknown_device_name_is_refused():
     with pytest.raises(UnknownNameError, match="Unknown device 'gpu0'; use auto, cpu, cuda or cuda:<n>"):
         resolve_device("gpu0")
+
+
+def test_a_retriever_checks_the_device_name_at_once_and_resolves_it_at_first_use(monkeypatch):
+    from harness.retrievers.late_interaction import LateInteractionRetriever
+
+    with pytest.raises(UnknownNameError, match="Unknown device 'gpu0'"):
+        LateInteractionRetriever("sentence-transformers/all-MiniLM-L6-v2", format="plain", device="gpu0")
+    r = LateInteractionRetriever("sentence-transformers/all-MiniLM-L6-v2", format="plain", device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UnknownNameError, match="sees no CUDA GPU"):
+        r.device

@@ -1,0 +1,45 @@
+"""The dense baseline's protocol settings: read off the loaded model once, then from their record."""
+
+import json
+
+import pytest
+
+from harness.errors import UnknownNameError
+from harness.retrievers.dense import DenseRetriever
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+
+
+def test_settings_come_from_the_model_once_then_from_their_record(tmp_path):
+    first = DenseRetriever(MODEL)
+    settings = first.settings()
+    assert first._model is not None  # the first time, the model is loaded to read them
+    assert settings["modules"] == ["Transformer", "Pooling", "Normalize"] and settings["max_seq_length"] == 256
+    again = DenseRetriever(MODEL)
+    assert again.settings() == settings and again._model is None  # a re-run does not load the model
+    records = list((tmp_path / "home" / "model-facts").glob("*.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text()) == {
+        "modules": ["Transformer", "Pooling", "Normalize"], "max_seq_length": 256}
+    # Another length asked for is another record, read off the model again.
+    short = DenseRetriever(MODEL)
+    short.set_max_length(None, 128)
+    assert short.settings()["max_seq_length"] == 128 and short._model is not None
+    # An unreadable record is replaced, not trusted.
+    records[0].write_text("{not json")
+    assert DenseRetriever(MODEL).settings() == settings
+    assert json.loads(records[0].read_text())["max_seq_length"] == 256
+
+
+def test_the_device_is_checked_by_name_at_once_and_recorded_with_the_cost():
+    with pytest.raises(UnknownNameError, match="Unknown device 'gpu0'"):
+        DenseRetriever(MODEL, device="gpu0")
+    r = DenseRetriever(MODEL, device="cpu")
+    r.index(["a", "b"], ["Vitamin D and bone density.", "Protein folding."])
+    assert r.cost()["device"] == "cpu"
+    run = r.search(["q"], ["bone density"], k=2)
+    assert [d for d, _ in run["q"]][0] == "a"
