@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--query-maxlen", type=int, default=32)
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--batch-tokens", type=int, default=None, help="default: the encoder's (4096 on a CPU)")
     parser.add_argument("--texts", type=Path, help="read ids and texts from this file (see --export-texts)")
     parser.add_argument("--export-texts", type=Path, help="write SciFact's ids and texts here, and stop")
     parser.add_argument("--runs", type=Path, help="search every --dims and write TREC runs into this folder")

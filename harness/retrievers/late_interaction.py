@@ -31,7 +31,7 @@ _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize
 class LateInteractionRetriever(Retriever):
     def __init__(self, model: str | list[str], format: str = "auto", dim: int | None = None, revision: str | None = None,
                  trust_remote_code: bool = False, precision: str = "fp32", storage: str = "fp16",
-                 storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int = 8192,
+                 storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int | None = None,
                  threads: int | None = None, merge_weights: list[float] | None = None, device: str = "auto",
                  **encoder_settings: Any):
         # ``model`` may list several checkpoints of one architecture: their weight average

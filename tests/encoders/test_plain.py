@@ -65,7 +65,8 @@ def test_batching_does_not_change_the_stored_vectors(tmp_path):
     # 15, 4 and 64 stored tokens: punctuation dropped, the long one cut at doc_maxlen
     assert small.offsets.tolist() == big.offsets.tolist() == np.cumsum([0] + [15, 4, 64] * 4).tolist()
     np.testing.assert_allclose(small.vectors, big.vectors, atol=1e-5)
-    assert one.device.type == "cpu"
+    assert one.device.type == "cpu" and one.batch_tokens == 1 << 20
+    assert MultiVectorEncoder(load_checkpoint(MODEL)).batch_tokens == 4096  # the CPU default
 
 
 def test_query_vectors_and_mask_without_expansion(reference):
