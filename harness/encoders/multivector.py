@@ -129,12 +129,16 @@ class MultiVectorEncoder:
 
     def document_inputs(self, texts: list[str]) -> tuple[list[list[int]], list[np.ndarray]]:
         """Token ids per document, and which of its positions are stored (not in the skiplist)."""
+        ids, _, starts, keep = self._document_tokens(texts)
+        return ids, (np.split(keep, starts[1:-1]) if ids else [])
+
+    def _document_tokens(self, texts: list[str]):
+        """(ids per document, all ids in one int64 array, each document's start plus the total,
+        and per token whether it is stored)."""
         ids = self.tokenize(texts, self.settings.doc_maxlen, self.document_marker_id)
-        if not ids:
-            return ids, []
         flat, starts = _flatten(ids)
         keep = ~np.isin(flat, np.fromiter(self.skip_ids, dtype=np.int64, count=len(self.skip_ids)))
-        return ids, np.split(keep, starts[1:-1])
+        return ids, flat, starts, keep
 
     def encode_documents(self, texts: list[str], writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
         """Encode into a token store; ``writer(counts, dim)`` makes the store's writer.
@@ -144,10 +148,9 @@ class MultiVectorEncoder:
         next batch is computed (pinned memory on a GPU), and written to the store after that.
         """
         torch = self.torch
-        ids, keep = self.document_inputs(texts)
-        flat, starts = _flatten(ids)
+        _, flat, starts, keep = self._document_tokens(texts)
         lengths = np.diff(starts)
-        counts = np.array([int(k.sum()) for k in keep], dtype=np.int64)
+        counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64) if lengths.size else np.zeros(0, np.int64)
         store = writer(counts, self.dim)
         store_dtype = torch.from_numpy(np.zeros(0, dtype=store.dtype)).dtype
         on_gpu = self.device.type == "cuda"
@@ -164,7 +167,8 @@ class MultiVectorEncoder:
                 input_ids = np.where(inside, flat[index], pad)
                 vectors = self._forward_padded(input_ids, inside.astype(np.int64))
                 # Flat positions (row j * length + token) of the stored tokens, in document order.
-                stored = np.concatenate([j * length + np.flatnonzero(keep[i]) for j, i in enumerate(batch)])
+                stored = np.concatenate([j * length + np.flatnonzero(keep[starts[i]:starts[i + 1]])
+                                         for j, i in enumerate(batch)])
                 with torch.inference_mode():
                     rows = vectors.reshape(-1, self.dim).index_select(
                         0, torch.from_numpy(stored).to(self.device, non_blocking=True)).to(store_dtype)
