@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 VECTORS, OFFSETS, MANIFEST = "vectors.bin", "offsets.npy", "manifest.json"
+_datasync = getattr(os, "fdatasync", os.fsync)  # data, not metadata: macOS has only fsync
 
 
 @dataclass
@@ -71,48 +72,87 @@ class TokenStore:
 
 
 class TokenStoreWriter:
-    """Pre-allocates the store from per-document token counts; ``write(i, rows)`` fills document i;
-    ``finish()`` flushes, writes the manifest and moves the store into place."""
+    """Fills a new store. ``counts`` (and each later ``extend(counts)``) adds documents with that many
+    rows each, which fixes their place in the file; ``write(i, rows)`` fills document i, in any
+    order once it was added; ``finish()`` flushes, writes the manifest and moves the store into
+    place. One thread at a time.
 
-    def __init__(self, path: str | Path, counts: np.ndarray, dim: int, dtype="float16", manifest: dict | None = None):
+    Documents can be added as they are tokenised, so an encoder streams a corpus in chunks and
+    never holds all its token ids. Every ``sync_bytes`` written, the file is flushed to disk, so
+    the final flush has only the rest left and the disk works while the encoder does.
+    """
+
+    def __init__(self, path: str | Path, counts, dim: int, dtype="float16", manifest: dict | None = None,
+                 sync_bytes: int = 256 << 20):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".tmp-{self.path.name}-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
-        counts = np.asarray(counts, dtype=np.int64)
-        if len(counts) and counts.min() < 1:
-            raise ValueError("every document needs at least one vector")
-        self.offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.offsets[1:])
         self.dim, self.dtype = dim, np.dtype(dtype)
         self.extra = manifest or {}
-        n = int(self.offsets[-1])
+        self.n_docs = 0
+        self._offsets = np.zeros(1, dtype=np.int64)
+        self._written = np.zeros(0, dtype=bool)
         # Rows go to the file with positioned writes, not through a writable memory map: a mapped
         # page that was written stays in this process's resident set until the map is closed,
         # so a memory map would hold the whole store in memory by the end of the encoding.
         self._row_bytes = dim * self.dtype.itemsize
         self._file = open(self.tmp / VECTORS, "wb", buffering=0)
-        self._file.truncate(n * self._row_bytes)
-        self.written = np.zeros(len(counts), dtype=bool)
+        self._sync_bytes, self._unsynced = sync_bytes, 0
+        self.extend(counts)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self._offsets[: self.n_docs + 1]
+
+    def extend(self, counts) -> None:
+        """Add documents after the ones already added, with ``counts[j]`` rows each."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(counts) and counts.min() < 1:
+            raise ValueError("every document needs at least one vector")
+        n = self.n_docs + len(counts)
+        if n + 1 > len(self._offsets):  # grow by doubling: adding chunk after chunk stays linear
+            self._offsets = _grown(self._offsets, n + 1)
+        if n > len(self._written):
+            self._written = _grown(self._written, n)
+        np.cumsum(counts, out=self._offsets[self.n_docs + 1: n + 1])
+        self._offsets[self.n_docs + 1: n + 1] += self._offsets[self.n_docs]
+        self.n_docs = n
+        self._file.truncate(int(self._offsets[n]) * self._row_bytes)
 
     def write(self, i: int, rows: np.ndarray) -> None:
-        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        """Fill document i."""
+        self.write_span(i, i + 1, rows)
+
+    def write_span(self, first: int, stop: int, rows: np.ndarray) -> None:
+        """Fill documents first..stop-1 with their rows in document order, in one write."""
+        if not 0 <= first < stop <= self.n_docs:
+            raise ValueError(f"document {stop - 1} was not added to the store (it has {self.n_docs})")
+        start, end = int(self._offsets[first]), int(self._offsets[stop])
         if rows.shape != (end - start, self.dim):
-            raise ValueError(f"document {i}: expected {(end - start, self.dim)} rows, got {rows.shape}")
+            which = f"document {first}" if stop == first + 1 else f"documents {first}-{stop - 1}"
+            raise ValueError(f"{which}: expected {(end - start, self.dim)} rows, got {rows.shape}")
         data = memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B")
-        self._file.seek(start * self._row_bytes)
+        self._unsynced += len(data)
+        position = start * self._row_bytes
         while data:
-            data = data[self._file.write(data):]
-        self.written[i] = True
+            done = os.pwrite(self._file.fileno(), data, position)
+            data, position = data[done:], position + done
+        self._written[first:stop] = True
+        if self._unsynced >= self._sync_bytes:
+            _datasync(self._file.fileno())
+            self._unsynced = 0
 
     def finish(self) -> TokenStore:
-        if not self.written.all():
-            missing = np.flatnonzero(~self.written)[:5].tolist()
+        written = self._written[: self.n_docs]
+        if not written.all():
+            missing = np.flatnonzero(~written)[:5].tolist()
             raise ValueError(f"token store incomplete: documents {missing} were never written")
         os.fsync(self._file.fileno())
         self._file.close()
-        np.save(self.tmp / OFFSETS, self.offsets)
-        manifest = {**self.extra, "n_docs": len(self.offsets) - 1, "n_tokens": int(self.offsets[-1]),
+        offsets = self.offsets
+        np.save(self.tmp / OFFSETS, offsets)
+        manifest = {**self.extra, "n_docs": self.n_docs, "n_tokens": int(offsets[-1]),
                     "dim": self.dim, "dtype": self.dtype.name}
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if self.path.exists():  # an incomplete leftover, or a store another process just finished
@@ -126,3 +166,9 @@ class TokenStoreWriter:
     def abort(self) -> None:
         self._file.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _grown(array: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(max(n, 2 * len(array)), dtype=array.dtype)
+    out[: len(array)] = array
+    return out

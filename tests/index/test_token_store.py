@@ -59,6 +59,41 @@ def test_rebuild_replaces_a_damaged_store(tmp_path):
     assert store.doc(0).tolist() == [[1.0, 1.0]]
 
 
+def test_documents_added_chunk_by_chunk_land_where_one_list_of_counts_puts_them(tmp_path):
+    vectors = docs(n=11)
+    counts = [len(v) for v in vectors]
+    writer = TokenStoreWriter(tmp_path / "c", counts[:2], dim=8, sync_bytes=64)  # syncs every few documents
+    with pytest.raises(ValueError, match=r"document 2 was not added to the store \(it has 2\)"):
+        writer.write(2, vectors[2])
+    writer.write(1, vectors[1])
+    for lo, hi in [(2, 3), (3, 3), (3, 10), (10, 11)]:  # one, none, seven (past the doubled capacity), one
+        writer.extend(counts[lo:hi])
+        if hi - lo == 7:  # a span of documents in one write
+            with pytest.raises(ValueError, match=r"documents 3-9: expected \(\d+, 8\) rows, got \(2, 8\)"):
+                writer.write_span(3, 10, vectors[3][:2])
+            writer.write_span(3, 10, np.concatenate(vectors[3:10]))
+        for i in reversed(range(lo, hi) if hi - lo == 1 else []):
+            writer.write(i, vectors[i])
+    writer.write(0, vectors[0])
+    with pytest.raises(ValueError, match="every document needs at least one vector"):
+        writer.extend([1, 0])
+    chunked = writer.finish()
+    whole = TokenStoreWriter(tmp_path / "w", counts, dim=8)
+    for i, v in enumerate(vectors):
+        whole.write(i, v)
+    whole = whole.finish()
+    assert chunked.n_docs == 11 and chunked.offsets.tolist() == whole.offsets.tolist()
+    assert chunked.offsets.tolist() == np.concatenate([[0], np.cumsum(counts)]).tolist()
+    np.testing.assert_array_equal(chunked.vectors, whole.vectors)
+    assert (tmp_path / "c" / "vectors.bin").read_bytes() == (tmp_path / "w" / "vectors.bin").read_bytes()
+
+
+def test_a_store_of_no_documents(tmp_path):
+    store = TokenStoreWriter(tmp_path / "e", [], dim=4).finish()
+    assert store.n_docs == 0 and store.n_tokens == 0 and store.vectors.shape == (0, 4)
+    assert TokenStore.open(tmp_path / "e").offsets.tolist() == [0]
+
+
 def test_cache_builds_once_then_reuses(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
     cache.STATS.clear()
