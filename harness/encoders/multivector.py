@@ -17,7 +17,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from harness.index.token_store import TokenStore, TokenStoreWriter
 
 class MultiVectorEncoder:
     def __init__(self, checkpoint: Checkpoint, precision: str = "fp32", threads: int | None = None,
-                 batch_tokens: int | None = None, device: str = "auto"):
+                 batch_tokens: int | None = None, device: str = "auto", chunk_tokens: int = 1 << 18):
         import torch
 
         if precision not in ("fp32", "bf16"):
@@ -46,6 +49,12 @@ class MultiVectorEncoder:
         # (at most 4096 x 1536 floats here) in cache and off fresh pages: 4,096 ran SciFact 15%
         # faster than 8,192 (bench/README.md). A GPU wants large ones.
         self.batch_tokens = batch_tokens or (4096 if self.device.type == "cpu" else 65536)
+        # Documents per chunk, so that a chunk's rows (its write buffer) stay within chunk_tokens.
+        self.chunk_documents = max(1, chunk_tokens // self.settings.doc_maxlen)
+        # Tokenise the next chunk on a thread while this one is encoded: on a GPU. On a CPU the
+        # tokeniser's threads would only take cores from the forward pass.
+        self.tokenize_ahead = self.device.type != "cpu"
+        self._backends: dict[int, object] = {}
         self.query_marker_id = self._token_id(self.settings.query_marker)
         self.document_marker_id = self._token_id(self.settings.document_marker)
         self.skip_ids = self._skip_ids(self.settings.skiplist)
@@ -68,11 +77,34 @@ class MultiVectorEncoder:
         return frozenset(ids)
 
     def tokenize(self, texts: list[str], maxlen: int, marker_id: int | None) -> list[list[int]]:
-        budget = maxlen - (1 if marker_id is not None else 0)
-        ids = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=budget)["input_ids"]
+        """Token ids per text: [CLS] (marker) ... [SEP], at most ``maxlen``."""
+        ids = self._ids(texts, maxlen - (1 if marker_id is not None else 0))
         if marker_id is not None:
             ids = [seq[:1] + [marker_id] + seq[1:] for seq in ids]
         return ids
+
+    def _ids(self, texts: list[str], budget: int) -> list[list[int]]:
+        """Token ids per text with the tokenizer's special tokens, truncated to ``budget``."""
+        backend = self._truncating_backend(budget)
+        if backend is not None:
+            return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=True)]
+        return self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=budget)["input_ids"]
+
+    def _truncating_backend(self, budget: int):
+        """The fast tokenizer's Rust tokenizer, truncating at ``budget`` as ``tokenizer(...)`` would,
+        or None for a slow tokenizer. Called directly it gives the same ids without the per-text
+        offsets and dicts that ``tokenizer(...)`` builds: half the tokenising time on a 16-core
+        machine, where that Python work does not run in parallel."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None or not hasattr(backend, "encode_batch_fast"):
+            return None
+        if budget not in self._backends:
+            copy = type(backend).from_str(backend.to_str())  # the loaded tokenizer keeps its settings
+            copy.no_padding()
+            copy.enable_truncation(budget, stride=0, strategy="longest_first",
+                                   direction=getattr(self.tokenizer, "truncation_side", "right"))
+            self._backends[budget] = copy
+        return self._backends[budget]
 
     def _forward(self, batch: list[list[int]], attend: list[list[int]]):
         """Padded batch -> (B, L, dim) float32 unit vectors, on the encoder's device."""
@@ -87,7 +119,7 @@ class MultiVectorEncoder:
     def _forward_padded(self, input_ids: np.ndarray, attention: np.ndarray):
         """(B, L) int64 token ids and attention mask -> (B, L, dim) float32 unit vectors, on the device."""
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), self._attention_kernels():
             input_ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
             attention = torch.from_numpy(attention).to(self.device, non_blocking=True)
             hidden = self.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
@@ -97,6 +129,16 @@ class MultiVectorEncoder:
             if self.settings.normalize:
                 hidden = torch.nn.functional.normalize(hidden, p=2, dim=-1)
         return hidden
+
+    def _attention_kernels(self):
+        """On a GPU, attention without cuDNN's kernel: cuDNN builds a plan for every new batch
+        shape, about 70 ms each on an H200 (SciFact's first encoding: 1.9 s of forward passes
+        against 0.25 s), and length-sorted batches are nearly all new shapes."""
+        if self.device.type != "cuda":
+            return nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
     def query_inputs(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]], list[list[bool]]]:
         """Token ids, attention, and which positions score, per query."""
@@ -129,86 +171,167 @@ class MultiVectorEncoder:
 
     def document_inputs(self, texts: list[str]) -> tuple[list[list[int]], list[np.ndarray]]:
         """Token ids per document, and which of its positions are stored (not in the skiplist)."""
-        ids, _, starts, keep = self._document_tokens(texts)
-        return ids, (np.split(keep, starts[1:-1]) if ids else [])
+        flat, starts, keep = self._document_tokens(texts)
+        if not len(texts):
+            return [], []
+        return [a.tolist() for a in np.split(flat, starts[1:-1])], np.split(keep, starts[1:-1])
 
-    def _document_tokens(self, texts: list[str]):
-        """(ids per document, all ids in one int64 array, each document's start plus the total,
-        and per token whether it is stored)."""
-        ids = self.tokenize(texts, self.settings.doc_maxlen, self.document_marker_id)
-        flat, starts = _flatten(ids)
+    def _document_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(all documents' ids in one int64 array, each document's start plus the total, and per
+        token whether it is stored)."""
+        marker = self.document_marker_id
+        ids = self._ids(texts, self.settings.doc_maxlen - (1 if marker is not None else 0))
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        # One small array per document, then one concatenation: half the time of chaining the
+        # lists' ints into one array, and this Python work is what bounds a GPU's tokenising.
+        flat = np.concatenate([np.array(seq, dtype=np.int64) for seq in ids]) if ids else np.zeros(0, np.int64)
+        if marker is not None:  # after [CLS]
+            flat = np.insert(flat, np.cumsum(lengths) - lengths + 1, marker)
+            lengths += 1
+        starts = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
         keep = ~np.isin(flat, np.fromiter(self.skip_ids, dtype=np.int64, count=len(self.skip_ids)))
-        return ids, flat, starts, keep
+        return flat, starts, keep
+
+    def _document_chunks(self, texts: list[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(index of the chunk's first document, flat ids, starts, stored-token mask) per chunk;
+        on a GPU the next chunk is tokenised on a thread while this one is encoded."""
+        def tokens(start: int):
+            return start, *self._document_tokens(texts[start:start + self.chunk_documents])
+
+        starts = range(0, len(texts), self.chunk_documents)
+        return _Ahead(tokens, starts) if self.tokenize_ahead else map(tokens, starts)
 
     def encode_documents(self, texts: list[str], writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
-        """Encode into a token store; ``writer(counts, dim)`` makes the store's writer.
+        """Encode into a token store; ``writer(counts, dim)`` makes the store's writer from the
+        first chunk's row counts, and later chunks ``extend`` it.
 
-        Batches are built from one flat array of token ids (no per-document tensors). The stored
-        rows of a batch are gathered and rounded on the device, then copied to the host while the
-        next batch is computed (pinned memory on a GPU), and written to the store after that.
+        Batches are built from a chunk's flat array of token ids (no per-document tensors). Each
+        batch's stored rows are rounded to the store's dtype and put in their documents' places
+        in the chunk's buffer on the device; the full buffer is copied to the host (through
+        pinned memory on a GPU) and written by the writing thread while the next chunk is computed.
         """
+        texts = list(texts)
+        store = None
+        with ExitStack() as stack:
+            behind = stack.enter_context(_WriteBehind())
+            chunks = self._document_chunks(texts)
+            if isinstance(chunks, _Ahead):
+                stack.enter_context(chunks)
+            try:
+                for base, flat, starts, keep in chunks:
+                    counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64)
+                    if store is None:
+                        store = writer(counts, self.dim)
+                        store_dtype = self.torch.from_numpy(np.zeros(0, dtype=store.dtype)).dtype
+                    else:
+                        behind.submit(store.extend, counts)
+                    rows = self._encode_chunk(flat, starts, keep, counts, store_dtype)
+                    behind.submit(_write_span, store, base, base + len(counts), rows)
+                if store is None:  # no documents
+                    store = writer(np.zeros(0, dtype=np.int64), self.dim)
+                behind.drain()
+                return store.finish()
+            except BaseException:
+                behind.close()  # queued writes finish or fail before the store is removed
+                if store is not None:
+                    store.abort()
+                raise
+
+    def _encode_chunk(self, flat: np.ndarray, starts: np.ndarray, keep: np.ndarray, counts: np.ndarray, dtype):
+        """A chunk's stored rows in document order, in the store's dtype: a CPU tensor, or from a
+        GPU (pinned host tensor, event marking the end of its copy)."""
         torch = self.torch
-        _, flat, starts, keep = self._document_tokens(texts)
         lengths = np.diff(starts)
-        counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64) if lengths.size else np.zeros(0, np.int64)
-        store = writer(counts, self.dim)
-        store_dtype = torch.from_numpy(np.zeros(0, dtype=store.dtype)).dtype
-        on_gpu = self.device.type == "cuda"
-        pad = self.tokenizer.pad_token_id or 0
-        pending = None
-        try:
-            order = np.argsort(lengths, kind="stable")
-            for batch in _batches(order, lengths.tolist(), self.batch_tokens):
+        first_row = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=first_row[1:])
+        with torch.inference_mode():
+            out = torch.empty((int(counts.sum()), self.dim), dtype=dtype, device=self.device)
+            for batch in _batches(np.argsort(lengths, kind="stable"), lengths.tolist(), self.batch_tokens):
                 batch = np.asarray(batch, dtype=np.int64)
                 length = int(lengths[batch].max())
                 positions = np.arange(length)
                 inside = positions[None, :] < lengths[batch][:, None]
                 index = np.where(inside, starts[batch][:, None] + positions[None, :], 0)
-                input_ids = np.where(inside, flat[index], pad)
+                input_ids = np.where(inside, flat[index], self.tokenizer.pad_token_id or 0)
                 vectors = self._forward_padded(input_ids, inside.astype(np.int64))
-                # Flat positions (row j * length + token) of the stored tokens, in document order.
-                stored = np.concatenate([j * length + np.flatnonzero(keep[starts[i]:starts[i + 1]])
-                                         for j, i in enumerate(batch)])
-                with torch.inference_mode():
-                    rows = vectors.reshape(-1, self.dim).index_select(
-                        0, torch.from_numpy(stored).to(self.device, non_blocking=True)).to(store_dtype)
-                    if on_gpu:
-                        host = torch.empty(rows.shape, dtype=store_dtype, pin_memory=True)
-                        host.copy_(rows, non_blocking=True)
-                        done = torch.cuda.Event()
-                        done.record()
-                        rows = (host, done)
-                if pending is not None:
-                    _write(store, *pending)
-                pending = (batch, counts, rows)
-            if pending is not None:
-                _write(store, *pending)
-            return store.finish()
-        except BaseException:
-            store.abort()
-            raise
+                # Flat positions (row j * length + token) of the stored tokens, batch order, and
+                # the rows they go to in the chunk's buffer.
+                stored = np.flatnonzero(inside & keep[index])
+                n = counts[batch]
+                to = np.repeat(first_row[batch] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+                out.index_copy_(0, torch.from_numpy(to).to(self.device, non_blocking=True),
+                                vectors.reshape(-1, self.dim).index_select(
+                                    0, torch.from_numpy(stored).to(self.device, non_blocking=True)).to(dtype))
+            if self.device.type != "cuda":
+                return out
+            host = torch.empty(out.shape, dtype=dtype, pin_memory=True)
+            host.copy_(out, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return host, done
 
 
-def _flatten(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """All token ids in one int64 array, and the start of each sequence (plus the total at the end)."""
-    lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
-    starts = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(starts[-1]))
-    return flat, starts
+class _WriteBehind:
+    """Runs store calls on one thread, in the order given, at most ``depth`` calls behind the
+    caller, which meanwhile computes the next batch. A call's error is raised to the caller."""
+
+    def __init__(self, depth: int = 4):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self.pending: deque[Future] = deque()
+        self.depth = depth
+
+    def submit(self, fn: Callable, *args) -> None:
+        while self.pending and (len(self.pending) >= self.depth or self.pending[0].done()):
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _write(store: TokenStoreWriter, batch: np.ndarray, counts: np.ndarray, rows) -> None:
-    """Write one batch's stored rows (concatenated in batch order) document by document."""
+class _Ahead:
+    """``fn(item)`` for each item, in order, computed ``depth`` items ahead of the caller on
+    ``depth`` threads (the Rust tokenizer releases the GIL). Two tokenising threads, tried on a
+    16-core GPU machine, were no faster than one."""
+
+    def __init__(self, fn: Callable, items, depth: int = 1):
+        self.fn, self.items, self.depth = fn, items, depth
+        self.pool = ThreadPoolExecutor(depth, thread_name_prefix="tokenizer")
+
+    def __iter__(self):
+        items = iter(self.items)
+        pending = deque(self.pool.submit(self.fn, item) for item in itertools.islice(items, self.depth))
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(items, 1):
+                pending.append(self.pool.submit(self.fn, item))
+            yield result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_span(store: TokenStoreWriter, first: int, stop: int, rows) -> None:
+    """Write the rows of documents first..stop-1, in document order."""
     if isinstance(rows, tuple):  # (pinned host tensor, event): wait for the copy from the GPU
         rows[1].synchronize()
         rows = rows[0]
-    rows = rows.numpy()
-    start = 0
-    for i in batch:
-        n = int(counts[i])
-        store.write(int(i), rows[start:start + n])
-        start += n
+    store.write_span(first, stop, rows.numpy())
 
 
 def check_device_name(device: str) -> str:
