@@ -107,8 +107,8 @@ class DenseRetriever(Retriever):
         def build(writer):
             vectors = self._encode(texts, self.document_prompt)
             out = writer(np.ones(len(texts), dtype=np.int64), vectors.shape[1])
-            for i, row in enumerate(vectors):
-                out.write(i, row[None, :])
+            if len(texts):
+                out.write_span(0, len(texts), vectors)  # one row per document, all in one write
             return out.finish()
 
         t = time.perf_counter()
