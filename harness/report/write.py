@@ -66,8 +66,14 @@ def write_reports(results: str | Path, out: str | Path, formats_: list[str] | No
                 write(out / f"{_stem(metric, 'significance')}.csv", formats.significance_csv(tables))
     drawn = []
     if plots or "html" in chosen:
-        drawn = make_plots(records, tables, out / _stem(metric, "plots"), metric=metric)
+        folder = out / _stem(metric, "plots")
+        drawn = make_plots(records, tables, folder, metric=metric)
         written += [path for p in drawn for path in (p.png, p.svg)]
+        # The plots folder is the report's: a plot the results no longer allow must not linger
+        # beside the new ones (a page or paper would pick it up as current).
+        for old in [*folder.glob("*.png"), *folder.glob("*.svg")]:
+            if old not in written:
+                old.unlink()
     if "html" in chosen:
         write(out / f"{_stem(metric, 'index')}.html", html.page(tables, drawn, out, Path(results).name or str(results)))
     return written

@@ -63,6 +63,17 @@ def test_every_format_and_plot_is_written(report):
     assert all((out / n).stat().st_size > 1000 for n in names)
 
 
+def test_a_plot_the_results_no_longer_allow_is_removed_and_other_files_are_kept(results, tmp_path):
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    for name in ["storage-beir-gone.png", "storage-beir-gone.svg", "notes.txt"]:
+        (plots / name).write_text("from an earlier report")
+    written = write_reports(results, tmp_path, ["markdown"])
+    assert sorted(p.name for p in plots.iterdir()) == sorted([*(p.name for p in written if p.parent == plots),
+                                                               "notes.txt"])
+    assert not (plots / "storage-beir-gone.png").exists() and len(list(plots.glob("*.svg"))) == 13
+
+
 def test_markdown_has_the_group_column_the_language_matrix_and_significance(report):
     out, _ = report
     md = (out / "results.md").read_text()
