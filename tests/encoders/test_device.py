@@ -2,6 +2,7 @@
 is asked for but absent is refused by name (CI has no GPU; the GPU path itself is measured by
 bench/encode.py on a GPU machine)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,3 +38,33 @@ def test_a_retriever_checks_the_device_name_at_once_and_resolves_it_at_first_use
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(UnknownNameError, match="sees no CUDA GPU"):
         r.device
+
+
+def _encode(tmp_path, device: str, precision: str):
+    from harness.encoders.checkpoint import load_checkpoint
+    from harness.encoders.multivector import MultiVectorEncoder
+    from harness.index.token_store import TokenStoreWriter
+
+    docs = ["Alterations of the architecture of cerebral white matter.", "Hello, world!",
+            "A much longer document " * 40] * 5
+    checkpoint = load_checkpoint("sentence-transformers/all-MiniLM-L6-v2",
+                                 overrides={"query_maxlen": 32, "doc_maxlen": 64})
+    enc = MultiVectorEncoder(checkpoint, precision=precision, device=device, batch_tokens=256,
+                             chunk_tokens=256)  # 4 documents a chunk
+    store = enc.encode_documents(docs, lambda c, d: TokenStoreWriter(tmp_path / f"{device}-{precision}", c, d,
+                                                                     dtype="float32"))
+    return enc, store
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_encodes_the_store_a_cpu_encodes(tmp_path):
+    # The GPU path: chunks tokenised ahead, rows gathered on the device and copied back through
+    # pinned memory, no cuDNN attention. In fp32 both devices compute the same products.
+    _, cpu = _encode(tmp_path, "cpu", "fp32")
+    gpu_encoder, gpu = _encode(tmp_path, "cuda", "fp32")
+    _, bf16 = _encode(tmp_path, "cuda", "bf16")
+    assert gpu_encoder.tokenize_ahead
+    assert gpu.offsets.tolist() == cpu.offsets.tolist() == bf16.offsets.tolist()
+    np.testing.assert_allclose(gpu.vectors, cpu.vectors, atol=1e-4)
+    # bf16: every vector within bf16 rounding of its fp32 counterpart (both unit length)
+    assert np.sum(bf16.vectors * cpu.vectors, axis=1).min() > 0.99
