@@ -14,13 +14,12 @@ of the protocol: fp32 on a GPU computes the same products as on a CPU (TF32 stay
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, closing, nullcontext
 
 import numpy as np
 
@@ -200,7 +199,7 @@ class MultiVectorEncoder:
             return start, *self._document_tokens(texts[start:start + self.chunk_documents])
 
         starts = range(0, len(texts), self.chunk_documents)
-        return _Ahead(tokens, starts) if self.tokenize_ahead else map(tokens, starts)
+        yield from _ahead(tokens, starts) if self.tokenize_ahead else map(tokens, starts)
 
     def encode_documents(self, texts: list[str], writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
         """Encode into a token store; ``writer(counts, dim)`` makes the store's writer from the
@@ -215,9 +214,7 @@ class MultiVectorEncoder:
         store = None
         with ExitStack() as stack:
             behind = stack.enter_context(_WriteBehind())
-            chunks = self._document_chunks(texts)
-            if isinstance(chunks, _Ahead):
-                stack.enter_context(chunks)
+            chunks = stack.enter_context(closing(self._document_chunks(texts)))
             try:
                 for base, flat, starts, keep in chunks:
                     counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64)
@@ -301,29 +298,19 @@ class _WriteBehind:
         self.close()
 
 
-class _Ahead:
-    """``fn(item)`` for each item, in order, computed ``depth`` items ahead of the caller on
-    ``depth`` threads (the Rust tokenizer releases the GIL). Two tokenising threads, tried on a
-    16-core GPU machine, were no faster than one."""
-
-    def __init__(self, fn: Callable, items, depth: int = 1):
-        self.fn, self.items, self.depth = fn, items, depth
-        self.pool = ThreadPoolExecutor(depth, thread_name_prefix="tokenizer")
-
-    def __iter__(self):
-        items = iter(self.items)
-        pending = deque(self.pool.submit(self.fn, item) for item in itertools.islice(items, self.depth))
-        while pending:
-            result = pending.popleft().result()
-            for item in itertools.islice(items, 1):
-                pending.append(self.pool.submit(self.fn, item))
-            yield result
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+def _ahead(fn: Callable, items) -> Iterator:
+    """``fn(item)`` for each item, in order, the next one computed on a thread while the caller
+    works on this one (the Rust tokenizer releases the GIL). Two such threads, tried on a 16-core
+    GPU machine, were no faster than one. Closing the generator waits for the item in flight."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tokenizer") as pool:
+        pending = None
+        for item in items:
+            following = pool.submit(fn, item)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def _write_span(store: TokenStoreWriter, first: int, stop: int, rows) -> None:

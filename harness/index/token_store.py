@@ -125,13 +125,16 @@ class TokenStoreWriter:
         self.write_span(i, i + 1, rows)
 
     def write_span(self, first: int, stop: int, rows: np.ndarray) -> None:
-        """Fill documents first..stop-1 with their rows in document order, in one write."""
-        if not 0 <= first < stop <= self.n_docs:
+        """Fill documents first..stop-1 with their rows in document order, in one write (none for
+        an empty span)."""
+        if not 0 <= first <= stop <= self.n_docs:
             raise ValueError(f"document {stop - 1} was not added to the store (it has {self.n_docs})")
         start, end = int(self._offsets[first]), int(self._offsets[stop])
         if rows.shape != (end - start, self.dim):
             which = f"document {first}" if stop == first + 1 else f"documents {first}-{stop - 1}"
             raise ValueError(f"{which}: expected {(end - start, self.dim)} rows, got {rows.shape}")
+        if first == stop:
+            return
         data = memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B")
         self._unsynced += len(data)
         position = start * self._row_bytes

@@ -107,8 +107,7 @@ class DenseRetriever(Retriever):
         def build(writer):
             vectors = self._encode(texts, self.document_prompt)
             out = writer(np.ones(len(texts), dtype=np.int64), vectors.shape[1])
-            if len(texts):
-                out.write_span(0, len(texts), vectors)  # one row per document, all in one write
+            out.write_span(0, len(texts), vectors)  # one row per document, all in one write
             return out.finish()
 
         t = time.perf_counter()

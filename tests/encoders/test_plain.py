@@ -158,14 +158,13 @@ def test_work_done_ahead_comes_back_in_order_and_its_errors_reach_the_caller():
     import threading
     import time
 
-    from harness.encoders.multivector import _Ahead
+    from harness.encoders.multivector import _ahead
 
     def slow_first(i):
         time.sleep(0.05 if i == 0 else 0)
         return i, threading.current_thread().name
 
-    with _Ahead(slow_first, range(5), depth=2) as ahead:
-        out = list(ahead)
+    out = list(_ahead(slow_first, range(5)))
     assert [i for i, _ in out] == [0, 1, 2, 3, 4]
     assert all(name.startswith("tokenizer") for _, name in out)
 
@@ -175,7 +174,7 @@ def test_work_done_ahead_comes_back_in_order_and_its_errors_reach_the_caller():
         return i
 
     seen = []
-    with pytest.raises(ValueError, match="bad chunk 2"), _Ahead(fails_at_two, range(5)) as ahead:
-        for i in ahead:
+    with pytest.raises(ValueError, match="bad chunk 2"):
+        for i in _ahead(fails_at_two, range(5)):
             seen.append(i)
     assert seen == [0, 1]

@@ -89,7 +89,9 @@ def test_documents_added_chunk_by_chunk_land_where_one_list_of_counts_puts_them(
 
 
 def test_a_store_of_no_documents(tmp_path):
-    store = TokenStoreWriter(tmp_path / "e", [], dim=4).finish()
+    writer = TokenStoreWriter(tmp_path / "e", [], dim=4)
+    writer.write_span(0, 0, np.zeros((0, 4)))  # an empty span writes nothing
+    store = writer.finish()
     assert store.n_docs == 0 and store.n_tokens == 0 and store.vectors.shape == (0, 4)
     assert TokenStore.open(tmp_path / "e").offsets.tolist() == [0]
 
