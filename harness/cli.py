@@ -87,6 +87,7 @@ def run(
     max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
     latency_queries: Annotated[int, typer.Option("--latency-queries", help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
     from harness.pipeline import execute, plan
@@ -97,7 +98,7 @@ def run(
     s = load_suite(suite)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
     units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries,
-                 device=device)
+                 device=device, trust_remote_code=trust_remote_code)
     for unit in units:
         outcome = execute(unit, results, force=force)
         score = outcome.metrics[outcome.main_metric]

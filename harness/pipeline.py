@@ -35,6 +35,7 @@ class Unit:
     sample: tuple[int | None, int | None] | None = None  # (queries, documents) for a smoke run
     latency_queries: int = 50  # queries timed one at a time after the scored run (0: none)
     device: str | None = None  # where retrievers that take a device run; None: their own params
+    trust_remote_code: bool = False  # retrievers that take it may run their checkpoint's own code
 
     def spec(self, suite: Suite) -> DatasetSpec:
         spec = suite.dataset(self.dataset)
@@ -54,7 +55,7 @@ class Outcome:
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
          sample: tuple[int | None, int | None] | None = None, latency_queries: int = 50,
-         device: str | None = None) -> list[Unit]:
+         device: str | None = None, trust_remote_code: bool = False) -> list[Unit]:
     """Every (dataset, retriever) pair asked for; unknown names, and datasets the suite lists as
     unavailable, fail here, before any work. Asked for no dataset by name, the whole suite runs
     without its unavailable ones (a warning names them)."""
@@ -75,7 +76,8 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
         retrievers.resolve(suite.retriever(name).class_)
-    return [Unit(str(suite.path), d, r, sample, latency_queries, device) for d in names for r in chosen]
+    return [Unit(str(suite.path), d, r, sample, latency_queries, device, trust_remote_code)
+            for d in names for r in chosen]
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,
@@ -129,11 +131,11 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         raise DataError(f"Dataset {spec.name!r} is in mode: rerank with candidates from the dataset, but its "
                         f"source ({spec.source.kind}) gave no candidate lists. Give the source's `candidates` "
                         "part, or take candidates from a first-stage retriever (candidates: {source: retriever}).")
-    retriever = retrievers.build(rspec.class_, retrievers.on_device(rspec.class_, rspec.params, unit.device))
+    retriever = retrievers.build(rspec.class_, _run_params(rspec, unit))
     retriever.set_max_length(spec.max_length.query, spec.max_length.document)
     retriever.set_language(spec.language)
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
-    first, first_identity = _first_stage(suite, spec, unit.device)
+    first, first_identity = _first_stage(suite, spec, unit)
     card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
     key = result_key(card, identity)
     folder = store.folder(suite.name, spec.name, unit.retriever, key)
@@ -178,13 +180,17 @@ def _search_depth(spec: DatasetSpec) -> int:
     return spec.depth + (1 if spec.remove_self_matches else 0)
 
 
-def _first_stage(suite: Suite, spec: DatasetSpec, device: str | None = None):
+def _run_params(rspec, unit: Unit) -> dict:
+    return retrievers.with_run_options(rspec.class_, rspec.params, unit.device, unit.trust_remote_code)
+
+
+def _first_stage(suite: Suite, spec: DatasetSpec, unit: Unit):
     """The first-stage retriever of a re-ranking dataset whose candidates come from one, and its
     identity for the protocol card; (None, None) otherwise."""
     if spec.mode != "rerank" or spec.candidates.source != "retriever":
         return None, None
     first_spec = suite.retriever(spec.candidates.retriever)
-    first = retrievers.build(first_spec.class_, retrievers.on_device(first_spec.class_, first_spec.params, device))
+    first = retrievers.build(first_spec.class_, _run_params(first_spec, unit))
     first.set_max_length(spec.max_length.query, spec.max_length.document)
     first.set_language(spec.language)
     identity = {"name": spec.candidates.retriever, "class": retrievers.class_path(type(first)),

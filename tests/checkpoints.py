@@ -11,6 +11,9 @@ they follow, are described in ``docs/checkpoint-formats.md``:
   ``model.safetensors`` holding ``bert.*`` and ``linear.weight``, ``config.json`` with
   ``architectures: ["HF_ColBERT"]``, the unchanged BERT tokenizer (markers are ``[unused0]`` and
   ``[unused1]``), and ``artifact.metadata``.
+- ``build_jina_style_colbert``: the same layout as Jina-ColBERT v2 uses it: its own marker tokens
+  added to the vocabulary, queries attending to their expansion, and model code in the folder
+  (``auto_map``), which loads only with ``trust_remote_code``.
 - ``build_pylate``: what ``pylate.models.ColBERT(...).save`` writes (PyLate 1.6.0 with
   sentence-transformers 5.3.0 and transformers 4.57.6): the Transformer module at the root (keys
   without prefix; the vocabulary grown by the two prefix tokens ``"[Q] "``/``"[D] "``), the
@@ -201,14 +204,15 @@ def _fresh(dst: Path) -> Path:
 
 
 def _artifact_metadata(dim: int, query_maxlen: int, doc_maxlen: int, mask_punctuation: bool,
-                       attend_to_mask_tokens: bool) -> dict:
+                       attend_to_mask_tokens: bool, markers: tuple[str, str] | None = None) -> dict:
     """``ColBERTConfig.export()`` plus ``meta``, in the order colbert-ai writes it
-    (colbert/infra/config/base_config.py: save_for_checkpoint -> save)."""
+    (colbert/infra/config/base_config.py: save_for_checkpoint -> save). A checkpoint with markers
+    of its own (Jina-ColBERT v2) names them in both the ``*_token_id`` and ``*_token`` fields."""
     return {
-        "query_token_id": STANFORD_QUERY_MARKER,
-        "doc_token_id": STANFORD_DOC_MARKER,
-        "query_token": "[Q]",
-        "doc_token": "[D]",
+        "query_token_id": markers[0] if markers else STANFORD_QUERY_MARKER,
+        "doc_token_id": markers[1] if markers else STANFORD_DOC_MARKER,
+        "query_token": markers[0] if markers else "[Q]",
+        "doc_token": markers[1] if markers else "[D]",
         "ncells": None,
         "centroid_score_threshold": None,
         "ndocs": None,
@@ -267,11 +271,18 @@ def _artifact_metadata(dim: int, query_maxlen: int, doc_maxlen: int, mask_punctu
 
 
 def build_stanford_colbert(dst: Path, dim: int = 128, seed: int = 0, query_maxlen: int = 32, doc_maxlen: int = 180,
-                           mask_punctuation: bool = True, attend_to_mask_tokens: bool = False) -> Path:
-    """A Stanford ColBERT checkpoint folder (what ``BaseColBERT.save`` writes) at ``dst``."""
+                           mask_punctuation: bool = True, attend_to_mask_tokens: bool = False,
+                           markers: tuple[str, str] | None = None, model_code: bool = False) -> Path:
+    """A Stanford ColBERT checkpoint folder (what ``BaseColBERT.save`` writes) at ``dst``.
+
+    ``markers``: query and document marker tokens added to the vocabulary (ids 30522, 30523) instead
+    of colbert-ai's ``[unused0]``/``[unused1]``. ``model_code``: the model class comes from Python
+    files in the folder, named by ``auto_map`` in config.json, as Jina-ColBERT's does."""
     dst = _fresh(dst)
     snapshot = minilm_snapshot()
     encoder = _encoder_state(snapshot)
+    if markers:
+        _grow_vocabulary(encoder, len(markers))
 
     # HF_ColBERT is a BertPreTrainedModel with the BertModel under base_model_prefix "bert" and
     # ``self.linear = nn.Linear(hidden, dim, bias=False)`` (colbert/modeling/hf_colbert.py).
@@ -280,15 +291,69 @@ def build_stanford_colbert(dst: Path, dim: int = 128, seed: int = 0, query_maxle
     save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
 
     vocab_size = encoder["embeddings.word_embeddings.weight"].shape[0]
-    _write_json(dst / "config.json", _model_config(snapshot, ["HF_ColBERT"], vocab_size))
-    # colbert-ai saves the base tokenizer unchanged: the markers are existing vocabulary entries.
-    _write_tokenizer(snapshot, dst, added=[], pad_token="[PAD]", model_max_length=512)
+    config = _model_config(snapshot, ["HF_ColBERT"], vocab_size)
+    if model_code:
+        config = _with_model_code(dst, config)
+    _write_json(dst / "config.json", config)
+    # colbert-ai saves the base tokenizer unchanged: its markers are existing vocabulary entries. Markers
+    # of a checkpoint's own are added tokens.
+    _write_tokenizer(snapshot, dst, added=list(markers or []), pad_token="[PAD]", model_max_length=512)
 
-    metadata = _artifact_metadata(dim, query_maxlen, doc_maxlen, mask_punctuation, attend_to_mask_tokens)
+    metadata = _artifact_metadata(dim, query_maxlen, doc_maxlen, mask_punctuation, attend_to_mask_tokens, markers)
     # ujson.dumps(indent=4) escapes "/" as "\/"; json readers decode both forms.
     text = json.dumps(metadata, indent=4).replace("/", "\\/")
     (dst / "artifact.metadata").write_text(text + "\n", encoding="utf-8")
     return dst
+
+
+JINA_QUERY_MARKER = "[QueryMarker]"
+JINA_DOC_MARKER = "[DocumentMarker]"
+
+
+def build_jina_style_colbert(dst: Path, dim: int = 128, seed: int = 0) -> Path:
+    """A checkpoint laid out as Jina-ColBERT v2's (docs/checkpoint-formats.md, section 3): Stanford
+    ``artifact.metadata`` with its own marker tokens, queries attending to their [MASK] expansion,
+    a 128-dimensional projection (Matryoshka: 96 and 64 are its truncations), and model code of its
+    own. The code here is MiniLM's BertModel under another name, so an independent BertModel forward
+    pass gives the reference vectors."""
+    return build_stanford_colbert(dst, dim=dim, seed=seed, attend_to_mask_tokens=True,
+                                  markers=(JINA_QUERY_MARKER, JINA_DOC_MARKER), model_code=True)
+
+
+_CONFIG_CODE = '''from transformers import BertConfig
+
+
+class JinaStyleConfig(BertConfig):
+    model_type = "jina_style_bert"
+'''
+
+_MODEL_CODE = '''from transformers import BertModel
+
+from .configuration_jina_style import JinaStyleConfig
+
+
+class JinaStyleModel(BertModel):
+    config_class = JinaStyleConfig
+'''
+
+
+def _with_model_code(dst: Path, config: dict) -> dict:
+    """config.json pointing at model code in the folder (``auto_map``), and that code."""
+    (dst / "configuration_jina_style.py").write_text(_CONFIG_CODE, encoding="utf-8")
+    (dst / "modeling_jina_style.py").write_text(_MODEL_CODE, encoding="utf-8")
+    config = dict(config, model_type="jina_style_bert", auto_map={
+        "AutoConfig": "configuration_jina_style.JinaStyleConfig",
+        "AutoModel": "modeling_jina_style.JinaStyleModel",
+    })
+    return dict(sorted(config.items()))
+
+
+def _grow_vocabulary(encoder: dict[str, torch.Tensor], n: int) -> None:
+    """``n`` new word-embedding rows for added tokens. transformers initialises them from the old rows'
+    mean and covariance (``mean_resizing``); their mean is written here so that builds are deterministic."""
+    words = encoder["embeddings.word_embeddings.weight"]
+    new_rows = words.mean(dim=0, keepdim=True).expand(n, -1)
+    encoder["embeddings.word_embeddings.weight"] = torch.cat([words, new_rows]).contiguous()
 
 
 # --- PyLate -------------------------------------------------------------------------------------
@@ -303,12 +368,10 @@ def build_pylate(dst: Path, dim: int = 128, seed: int = 0, query_length: int = 3
     encoder = _encoder_state(snapshot)
 
     # PyLate adds its prefixes to the tokenizer as new (non-special, normalized) tokens and resizes the
-    # word embeddings. transformers initialises the new rows from the old rows' mean and covariance
-    # (``mean_resizing``); their mean is written here so that builds are deterministic.
-    words = encoder["embeddings.word_embeddings.weight"]
+    # word embeddings.
     prefixes = [PYLATE_QUERY_PREFIX, PYLATE_DOC_PREFIX]
-    new_rows = words.mean(dim=0, keepdim=True).expand(len(prefixes), -1)
-    encoder["embeddings.word_embeddings.weight"] = torch.cat([words, new_rows]).contiguous()
+    hidden = encoder["embeddings.word_embeddings.weight"].shape[1]
+    _grow_vocabulary(encoder, len(prefixes))
     save_file({k: v.contiguous() for k, v in encoder.items()}, str(dst / "model.safetensors"),
               metadata={"format": "pt"})
     vocab_size = encoder["embeddings.word_embeddings.weight"].shape[0]
@@ -325,10 +388,10 @@ def build_pylate(dst: Path, dim: int = 128, seed: int = 0, query_length: int = 3
         {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
     ], newline=False)
     _write_json(dst / "1_Dense" / "config.json", {
-        "in_features": words.shape[1], "out_features": dim, "bias": False,
+        "in_features": hidden, "out_features": dim, "bias": False,
         "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False,
     }, indent=4, newline=False)
-    save_file({"linear.weight": seeded_projection(dim, seed, words.shape[1])},
+    save_file({"linear.weight": seeded_projection(dim, seed, hidden)},
               str(dst / "1_Dense" / "model.safetensors"))
 
     _write_json(dst / "config_sentence_transformers.json", {

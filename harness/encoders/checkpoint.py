@@ -222,6 +222,8 @@ def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrid
     settings = replace(settings, **(overrides or {}))
     identity = {"model": name_or_path, "format": kind}
     identity.update({"revision": rev} if rev else {"weights_sha256": _weights_sha256(path)})
+    if trust_remote_code:  # the checkpoint's own code ran: the card says so
+        identity["trust_remote_code"] = True
     return Checkpoint(path=path, identity=identity, settings=settings, projection=projection,
                       trust_remote_code=trust_remote_code)
 

@@ -56,7 +56,7 @@ class MultiVectorEncoder:
         self._backends: dict[int, object] = {}
         self.query_marker_id = self._token_id(self.settings.query_marker)
         self.document_marker_id = self._token_id(self.settings.document_marker)
-        self.skip_ids = self._skip_ids(self.settings.skiplist)
+        self.skip_ids = skiplist_ids(self.tokenizer, self.settings.skiplist, self.settings.format)
         self.dim = self.projection.shape[0] if self.projection is not None else self.model.config.hidden_size
 
     def _token_id(self, token: str | None) -> int | None:
@@ -66,14 +66,6 @@ class MultiVectorEncoder:
         if token_id is None or token_id == self.tokenizer.unk_token_id:
             raise UnknownNameError(f"The marker token {token!r} is not in the tokenizer's vocabulary.")
         return int(token_id)
-
-    def _skip_ids(self, words) -> frozenset[int]:
-        ids = set()
-        for word in words:
-            pieces = self.tokenizer.encode(word, add_special_tokens=False)
-            if len(pieces) == 1:
-                ids.add(pieces[0])
-        return frozenset(ids)
 
     def tokenize(self, texts: list[str], maxlen: int, marker_id: int | None) -> list[list[int]]:
         """Token ids per text: [CLS] (marker) ... [SEP], at most ``maxlen``."""
@@ -267,6 +259,36 @@ class MultiVectorEncoder:
             done = torch.cuda.Event()
             done.record()
             return host, done
+
+
+# How each format's own code turns skiplist words into token ids. They agree on WordPiece
+# vocabularies (BERT's punctuation marks are single tokens) and can differ on SentencePiece ones,
+# where a mark alone encodes as the word-start piece plus the mark.
+SKIPLIST_RULES = {
+    "stanford": "first-piece",  # colbert-ai: tokenizer.encode(word, add_special_tokens=False)[0]
+    "pylate": "vocabulary-entry",  # PyLate: tokenizer.convert_tokens_to_ids(word)
+    "plain": "single-piece",  # the harness's own: words that encode to exactly one piece
+}
+
+
+def skiplist_ids(tokenizer, words, format: str) -> frozenset[int]:
+    """Token ids whose document vectors are dropped, by the rule of ``format``'s reference code:
+    Stanford ColBERT drops the first piece of each word encoded alone (with a SentencePiece
+    tokenizer that can be the word-start piece itself); PyLate looks each word up as one
+    vocabulary entry (a word not in the vocabulary gives the unknown token's id, as there); plain
+    checkpoints drop the words that are exactly one piece."""
+    rule = SKIPLIST_RULES[format]
+    ids = set()
+    for word in words:
+        if rule == "vocabulary-entry":
+            token_id = tokenizer.convert_tokens_to_ids(word)
+            if token_id is not None:
+                ids.add(int(token_id))
+            continue
+        pieces = tokenizer.encode(word, add_special_tokens=False)
+        if pieces and (rule == "first-piece" or len(pieces) == 1):
+            ids.add(int(pieces[0]))
+    return frozenset(ids)
 
 
 class _WriteBehind:

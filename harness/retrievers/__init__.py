@@ -63,12 +63,17 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def on_device(ref: str, params: dict[str, Any] | None, device: str | None) -> dict[str, Any]:
-    """``params`` with ``device`` set, when one is given and the class takes a ``device`` argument.
-    Where a retriever runs is not part of what it is: callers keep the suite's params as its identity."""
+def with_run_options(ref: str, params: dict[str, Any] | None, device: str | None = None,
+                     trust_remote_code: bool = False) -> dict[str, Any]:
+    """``params`` with the command line's run options set, where the class takes them: ``device``
+    (where it runs) and ``trust_remote_code`` (leave to run a checkpoint's own model code). Callers
+    keep the suite's params as the retriever's identity; what the options change shows in its settings."""
     params = dict(params or {})
-    if device is not None and "device" in inspect.signature(resolve(ref)).parameters:
+    accepted = inspect.signature(resolve(ref)).parameters
+    if device is not None and "device" in accepted:
         params["device"] = device
+    if trust_remote_code and "trust_remote_code" in accepted:
+        params["trust_remote_code"] = True
     return params
 
 

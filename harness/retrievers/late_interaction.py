@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
-from harness.encoders.multivector import check_device_name
+from harness.encoders.multivector import SKIPLIST_RULES, check_device_name
 from harness.index import cache
 from harness.index.compression import codec_for
 from harness.index.compressed_store import CompressedStore
@@ -105,6 +105,9 @@ class LateInteractionRetriever(Retriever):
             "role": "document",
             "model": self.checkpoint.identity,
             "encoder": {k: encoder[k] for k in _DOC_FIELDS},
+            # How skiplist words become token ids changed once (it now follows each format's own
+            # code); stores encoded under the old rule must not be found under this key.
+            "skiplist_rule": SKIPLIST_RULES[encoder["format"]],
             "precision": self.precision,
             "dtype": self.storage_dtype,
             "corpus": cache.corpus_fingerprint(ids, texts),

@@ -16,7 +16,8 @@ from harness.encoders.multivector import MultiVectorEncoder
 from harness.errors import UnknownNameError
 from harness.index.token_store import TokenStoreWriter
 
-from tests.checkpoints import build_pylate, build_stanford_colbert, minilm_snapshot, projection_of
+from tests.checkpoints import (JINA_DOC_MARKER, JINA_QUERY_MARKER, build_jina_style_colbert, build_pylate,
+                               build_stanford_colbert, minilm_snapshot, projection_of)
 
 DOCS = ["Vitamin D (calciferol) deficiency: bone density; fractures!", "Hello, world.", "word " * 300]
 QUERIES = ["Does vitamin D prevent fractures?", "bones"]
@@ -32,9 +33,9 @@ def pylate(tmp_path_factory):
     return build_pylate(tmp_path_factory.mktemp("ckpt") / "pylate", dim=64, seed=5, document_length=120)
 
 
-def independent(path, ids: list[int], attention: list[int]) -> np.ndarray:
+def independent(path, ids: list[int], attention: list[int], model_class=AutoModel) -> np.ndarray:
     """The reference: transformers forward, then the saved projection, then L2 normalisation."""
-    model = AutoModel.from_pretrained(path).eval()
+    model = model_class.from_pretrained(path).eval()
     with torch.inference_mode():
         hidden = model(input_ids=torch.tensor([ids]), attention_mask=torch.tensor([attention])).last_hidden_state[0]
     return torch.nn.functional.normalize(hidden @ projection_of(path).T, dim=-1).numpy()
@@ -140,3 +141,79 @@ def test_custom_model_code_needs_trust_remote_code(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(UnknownNameError, match="ships its own model code .* set `trust_remote_code: true`"):
         load_checkpoint(str(folder))
+
+
+def test_a_checkpoint_with_its_own_model_code_runs_it_when_trusted(tmp_path):
+    from transformers import BertModel
+
+    path = build_jina_style_colbert(tmp_path / "jina", dim=128, seed=11)
+    with pytest.raises(UnknownNameError, match="ships its own model code"):
+        load_checkpoint(str(path))
+    ckpt = load_checkpoint(str(path), trust_remote_code=True)
+    s = ckpt.settings
+    assert ckpt.identity["format"] == "stanford" and ckpt.identity["trust_remote_code"] is True
+    assert (s.query_marker, s.document_marker, s.dim) == (JINA_QUERY_MARKER, JINA_DOC_MARKER, 128)
+    assert s.query_expansion and s.attend_to_expansion
+
+    enc = MultiVectorEncoder(ckpt, batch_tokens=256)
+    # The folder's own class ran, loaded by transformers from the checkpoint's Python files.
+    assert type(enc.model).__name__ == "JinaStyleModel"
+    assert type(enc.model).__module__.startswith("transformers_modules.")
+    assert (enc.query_marker_id, enc.document_marker_id) == (30522, 30523)
+    ids, attend, _ = enc.query_inputs(["bones"])
+    assert ids[0][:2] == [101, 30522] and ids[0][4:] == [103] * 28 and attend[0] == [1] * 32
+    q, _ = enc.encode_queries(["bones"])
+    np.testing.assert_allclose(q[0], independent(path, ids[0], attend[0], BertModel), atol=1e-5)
+
+    store = enc.encode_documents(DOCS[:2], lambda c, d: TokenStoreWriter(tmp_path / "j", c, d, dtype="float32"))
+    tok = AutoTokenizer.from_pretrained(path)
+    doc = tok(DOCS[1])["input_ids"]
+    doc = doc[:1] + [30523] + doc[1:]
+    keep = [tok.convert_ids_to_tokens(t) not in string.punctuation for t in doc]
+    expected = independent(path, doc, [1] * len(doc), BertModel)[keep]
+    np.testing.assert_allclose(store.doc(1), expected, atol=1e-5)
+    # Jina-ColBERT v2's 96 and 64 dimensions are truncations of its 128: slice, re-normalise.
+    from harness.kernels.maxsim import maxsim_search
+
+    for dim in (96, 64):
+        cut = expected[:, :dim] / np.linalg.norm(expected[:, :dim], axis=1, keepdims=True)
+        scores, order = maxsim_search(q[:1], np.ones((1, 32), bool), store.vectors, store.offsets, 2, dim=dim)
+        qc = q[0, :, :dim] / np.linalg.norm(q[0, :, :dim], axis=1, keepdims=True)
+        assert scores[0][list(order[0]).index(1)] == pytest.approx((qc @ cut.T).max(axis=1).sum(), abs=1e-4)
+
+
+def sentencepiece_style_tokenizer():
+    """A tokenizer that marks word starts with "▁" as SentencePiece vocabularies (XLM-RoBERTa's,
+    Jina-ColBERT v2's) do: "." alone encodes as ["▁", "."], after a word as ["."]."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "▁", ".", "!", "▁hello", "▁world"]
+    tok = Tokenizer(models.Unigram([(p, -1.0) for p in pieces], unk_id=1, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+def test_skiplist_ids_follow_each_formats_own_code():
+    from harness.encoders.multivector import skiplist_ids
+
+    tok = sentencepiece_style_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    pieces = tok.convert_ids_to_tokens(tok.encode("hello world.", add_special_tokens=False))
+    assert pieces == ["▁hello", "▁world", "."]
+    assert tok.encode(".", add_special_tokens=False) == [ids("▁"), ids(".")]
+    # colbert-ai takes the first piece of a mark encoded alone: here the word-start piece.
+    assert skiplist_ids(tok, [".", "!"], "stanford") == {ids("▁")}
+    # PyLate looks the mark up as a vocabulary entry; a word that is not one gives [UNK]'s id, as there.
+    assert skiplist_ids(tok, [".", "!", "?"], "pylate") == {ids("."), ids("!"), ids("[UNK]")}
+    # Plain checkpoints drop only what is exactly one piece: nothing here.
+    assert skiplist_ids(tok, [".", "!"], "plain") == frozenset()
+
+    # On a WordPiece vocabulary every ASCII punctuation mark is one token, and the three rules agree.
+    minilm = AutoTokenizer.from_pretrained(minilm_snapshot())
+    rules = {f: skiplist_ids(minilm, string.punctuation, f) for f in ("stanford", "pylate", "plain")}
+    assert rules["stanford"] == rules["pylate"] == rules["plain"]
+    assert len(rules["plain"]) == 32 and minilm.unk_token_id not in rules["plain"]

@@ -283,3 +283,24 @@ def test_a_storage_sweep_through_the_cli_encodes_once_and_builds_each_compressed
     assert done.returncode == 0, done.stderr
     assert "vector cache: 1 encoded, 1 reused" in done.stdout
     assert "compressed stores: 1 built, 0 reused" in done.stdout
+
+
+def test_the_cli_runs_a_checkpoints_own_model_code_only_when_asked(tmp_path):
+    from tests.checkpoints import build_jina_style_colbert
+
+    model = build_jina_style_colbert(tmp_path / "jina", dim=64, seed=2)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SCIFACT_SUITE.read_text().split("\nretrievers:")[0]
+                     + f"\nretrievers:\n  jina-style:\n    class: late_interaction\n    params: {{model: {model}}}\n")
+    results = tmp_path / "results"
+    args = ["run", str(suite), "-d", "scifact", "--max-queries", "5", "--max-documents", "40",
+            "--latency-queries", "0", "--results", str(results)]
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "set `trust_remote_code: true`" in refused.stderr + refused.stdout
+    assert not any(results.rglob("record.json"))
+    done = run_cli(*args, "--trust-remote-code")
+    assert done.returncode == 0, done.stderr
+    [(_, record)] = list(ResultStore(results).records())
+    assert record.protocol["system"]["model"]["trust_remote_code"] is True
+    assert record.protocol["system"]["encoder"]["query_marker"] == "[QueryMarker]"
+    assert "trust_remote_code" not in record.retriever["params"]
