@@ -361,8 +361,12 @@ def _grow_vocabulary(encoder: dict[str, torch.Tensor], n: int) -> None:
 
 def build_pylate(dst: Path, dim: int = 128, seed: int = 0, query_length: int = 32, document_length: int = 180,
                  do_query_expansion: bool = True, attend_to_expansion_tokens: bool = False,
-                 skiplist_words: list[str] | None = None) -> Path:
-    """A PyLate checkpoint folder (what ``pylate.models.ColBERT(MiniLM).save(dst)`` writes) at ``dst``."""
+                 skiplist_words: list[str] | None = None, dense: list[dict] | None = None) -> Path:
+    """A PyLate checkpoint folder (what ``pylate.models.ColBERT(MiniLM).save(dst)`` writes) at ``dst``.
+
+    ``dense``: the Dense modules, in order, as dicts of ``out_features``, ``bias``,
+    ``activation_function`` and ``use_residual`` (PyLate's Dense config keys); by default one
+    ``hidden -> dim`` layer without bias, as PyLate makes for a ColBERT model. Weights are seeded."""
     dst = _fresh(dst)
     snapshot = minilm_snapshot()
     encoder = _encoder_state(snapshot)
@@ -383,16 +387,24 @@ def build_pylate(dst: Path, dim: int = 128, seed: int = 0, query_length: int = 3
     _write_tokenizer(snapshot, dst, added=prefixes, pad_token="[MASK]", model_max_length=sbert["max_seq_length"])
     _write_json(dst / "sentence_bert_config.json", sbert, indent=4, newline=False)
 
-    _write_json(dst / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
-    ], newline=False)
-    _write_json(dst / "1_Dense" / "config.json", {
-        "in_features": hidden, "out_features": dim, "bias": False,
-        "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False,
-    }, indent=4, newline=False)
-    save_file({"linear.weight": seeded_projection(dim, seed, hidden)},
-              str(dst / "1_Dense" / "model.safetensors"))
+    dense = dense or [{"out_features": dim, "bias": False}]
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    in_features = hidden
+    for i, layer in enumerate(dense, start=1):
+        modules.append({"idx": i, "name": str(i), "path": f"{i}_Dense", "type": "pylate.models.Dense.Dense"})
+        config = {"in_features": in_features, "out_features": layer["out_features"], "bias": layer.get("bias", False),
+                  "activation_function": layer.get("activation_function", "torch.nn.modules.linear.Identity"),
+                  "use_residual": layer.get("use_residual", False)}
+        _write_json(dst / f"{i}_Dense" / "config.json", config, indent=4, newline=False)
+        out = config["out_features"]
+        tensors = {"linear.weight": seeded_projection(out, seed + i - 1, in_features)}
+        if config["bias"]:
+            tensors["linear.bias"] = seeded_projection(out, seed + 100 + i, 1)[:, 0].contiguous()
+        if config["use_residual"] and in_features != out:
+            tensors["residual.weight"] = seeded_projection(out, seed + 200 + i, in_features)
+        save_file(tensors, str(dst / f"{i}_Dense" / "model.safetensors"))
+        in_features = out
+    _write_json(dst / "modules.json", modules, newline=False)
 
     _write_json(dst / "config_sentence_transformers.json", {
         "__version__": {"sentence_transformers": SENTENCE_TRANSFORMERS_VERSION,

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.encoders.projection import IDENTITY, DenseLayer, Projection
 from harness.errors import DataUnavailableError, UnknownNameError
 
 FORMATS = ("auto", "stanford", "pylate", "plain")
@@ -57,7 +58,7 @@ class Checkpoint:
     path: Path
     identity: dict[str, Any]  # name, format, revision or weights hash
     settings: EncoderSettings
-    projection: Any = None  # torch.Tensor (dim, hidden) or None
+    projection: Projection | None = None  # hidden states -> token vectors; None: the hidden states
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     # A merged checkpoint: its sources and their (normalised) weights; ``path`` is the first's.
@@ -147,12 +148,13 @@ def _load_tensor(path: Path, keys: tuple[str, ...]):
     return None
 
 
-def _stanford(path: Path) -> tuple[EncoderSettings, Any]:
+def _stanford(path: Path) -> tuple[EncoderSettings, Projection]:
     meta = json.loads((path / "artifact.metadata").read_text())
-    projection = _load_tensor(path, ("linear.weight",))
-    if projection is None:
+    weight = _load_tensor(path, ("linear.weight",))
+    if weight is None:
         raise UnknownNameError(f"{path} has artifact.metadata but no `linear.weight` in its weights: not a "
                                "Stanford ColBERT checkpoint.")
+    projection = Projection((DenseLayer(weight),))
     settings = EncoderSettings(
         format="stanford",
         query_marker=meta.get("query_token_id", "[unused0]"),
@@ -162,17 +164,13 @@ def _stanford(path: Path) -> tuple[EncoderSettings, Any]:
         query_expansion=True,
         attend_to_expansion=bool(meta.get("attend_to_mask_tokens", False)),
         skiplist=PUNCTUATION if meta.get("mask_punctuation", True) else (),
-        dim=int(projection.shape[0]),
+        dim=projection.dim,
     )
     return settings, projection
 
 
-def _pylate(path: Path) -> tuple[EncoderSettings, Any]:
-    modules = json.loads((path / "modules.json").read_text())
-    dense = next(m for m in modules if "Dense" in m.get("type", ""))
-    projection = _load_tensor(path / dense["path"], ("linear.weight",))
-    if projection is None:
-        raise UnknownNameError(f"{path / dense['path']} holds no `linear.weight`: not a PyLate Dense module.")
+def _pylate(path: Path, trust_remote_code: bool = False) -> tuple[EncoderSettings, Projection]:
+    projection = _pylate_projection(path, json.loads((path / "modules.json").read_text()), trust_remote_code)
     st_config = path / "config_sentence_transformers.json"
     config = json.loads(st_config.read_text()) if st_config.is_file() else {}
     prompts = config.get("prompts", {})
@@ -186,9 +184,49 @@ def _pylate(path: Path) -> tuple[EncoderSettings, Any]:
         query_expansion=bool(config.get("do_query_expansion", True)),
         attend_to_expansion=bool(config.get("attend_to_expansion_tokens", False)),
         skiplist=tuple(config.get("skiplist_words", PUNCTUATION)),
-        dim=int(projection.shape[0]),
+        dim=projection.dim,
     )
     return settings, projection
+
+
+def _pylate_projection(path: Path, modules: list[dict], trust_remote_code: bool) -> Projection:
+    """The Dense modules after the Transformer, in order, as PyLate's ``Dense.load`` reads them.
+    Anything else in ``modules.json`` is refused by name: its effect on the vectors would be lost."""
+    layers = []
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.rsplit(".", 1)[-1] == "Transformer" and not layers:
+            continue
+        if kind.rsplit(".", 1)[-1] != "Dense":
+            raise UnknownNameError(f"{path / 'modules.json'}: module {module.get('name')!r} is {kind!r}; a PyLate "
+                                   "checkpoint is read here as a Transformer followed by Dense modules only.")
+        folder = path / module.get("path", "")
+        config_file = folder / "config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        weight = _load_tensor(folder, ("linear.weight",))
+        if weight is None:
+            raise UnknownNameError(f"{folder} holds no `linear.weight`: not a PyLate Dense module.")
+        bias = None
+        if config.get("bias", True):  # PyLate's Dense default
+            bias = _load_tensor(folder, ("linear.bias",))
+            if bias is None:
+                raise UnknownNameError(f"{config_file}: `bias` is true but the weights hold no `linear.bias`.")
+        activation = config.get("activation_function", IDENTITY)
+        if not activation.startswith("torch.") and not trust_remote_code:
+            # PyLate falls back to Identity with a warning here; vectors made so would not be the model's.
+            raise UnknownNameError(f"{config_file}: `activation_function` {activation!r} is not torch's own: it is "
+                                   "imported only when asked (`trust_remote_code: true`).")
+        residual = bool(config.get("use_residual", False))
+        residual_weight = None
+        if residual and weight.shape[0] != weight.shape[1]:
+            residual_weight = _load_tensor(folder, ("residual.weight",))
+            if residual_weight is None:
+                raise UnknownNameError(f"{config_file}: `use_residual` is true with in_features != out_features, "
+                                       "but the weights hold no `residual.weight`.")
+        layers.append(DenseLayer(weight, bias, activation, residual, residual_weight))
+    if not layers:
+        raise UnknownNameError(f"{path / 'modules.json'} lists no Dense module: not a PyLate checkpoint.")
+    return Projection(tuple(layers))
 
 
 def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrides: dict[str, Any] | None = None,
@@ -212,7 +250,7 @@ def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrid
     if kind == "stanford":
         settings, projection = _stanford(path)
     elif kind == "pylate":
-        settings, projection = _pylate(path)
+        settings, projection = _pylate(path, trust_remote_code)
     else:
         settings, projection = EncoderSettings(format="plain", query_expansion=False, skiplist=PUNCTUATION), None
     unknown = set(overrides or {}) - set(EncoderSettings.__dataclass_fields__)
@@ -222,6 +260,8 @@ def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrid
     settings = replace(settings, **(overrides or {}))
     identity = {"model": name_or_path, "format": kind}
     identity.update({"revision": rev} if rev else {"weights_sha256": _weights_sha256(path)})
+    if projection is not None:  # a local folder's hash covers weights, not the layers' configs
+        identity["projection"] = projection.describe()
     if trust_remote_code:  # the checkpoint's own code ran: the card says so
         identity["trust_remote_code"] = True
     return Checkpoint(path=path, identity=identity, settings=settings, projection=projection,
@@ -237,15 +277,13 @@ def _architecture(checkpoint: Checkpoint) -> dict[str, Any]:
     projection's shape (weight files differ in naming and saved buffers, so they are not compared)."""
     config = json.loads((checkpoint.path / "config.json").read_text()) if (checkpoint.path / "config.json").is_file() else {}
     out = {k: config.get(k) for k in _ARCHITECTURE_FIELDS}
-    out["projection"] = None if checkpoint.projection is None else tuple(checkpoint.projection.shape)
+    out["projection"] = None if checkpoint.projection is None else checkpoint.projection.signature()
     return out
 
 
 def merge_checkpoints(parts: list[Checkpoint], weights: list[float] | None = None) -> Checkpoint:
     """The weighted average (uniform by default) of checkpoints that share architecture, tokenizer
     and settings. Anything that differs is refused by name: averaging unlike weights is meaningless."""
-    import torch
-
     names = [p.identity["model"] for p in parts]
     if len(parts) < 2:
         raise UnknownNameError(f"Merging needs at least two checkpoints; got {names}.")
@@ -269,7 +307,7 @@ def merge_checkpoints(parts: list[Checkpoint], weights: list[float] | None = Non
                                    f"settings differ in {diff}.")
     projection = None
     if first.projection is not None:
-        projection = sum(w * p.projection.to(torch.float64) for p, w in zip(parts, weights)).to(first.projection.dtype)
+        projection = Projection.average([p.projection for p in parts], weights)
     identity = {"merge": [p.identity for p in parts], "weights": weights, "format": first.identity["format"]}
     return Checkpoint(path=first.path, identity=identity, settings=first.settings, projection=projection,
                       trust_remote_code=first.trust_remote_code, sources=list(zip(parts, weights)))

@@ -43,7 +43,7 @@ class MultiVectorEncoder:
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model.to(device=self.device, dtype=self.dtype)
         self.projection = (None if checkpoint.projection is None
-                           else checkpoint.projection.to(device=self.device, dtype=self.dtype))
+                           else checkpoint.projection.module().to(device=self.device, dtype=self.dtype))
         # Padded tokens per forward pass. On a CPU small batches keep each layer's activations
         # (at most 4096 x 1536 floats here) in cache and off fresh pages: 4,096 ran SciFact 15%
         # faster than 8,192 (bench/README.md). A GPU wants large ones.
@@ -57,7 +57,7 @@ class MultiVectorEncoder:
         self.query_marker_id = self._token_id(self.settings.query_marker)
         self.document_marker_id = self._token_id(self.settings.document_marker)
         self.skip_ids = skiplist_ids(self.tokenizer, self.settings.skiplist, self.settings.format)
-        self.dim = self.projection.shape[0] if self.projection is not None else self.model.config.hidden_size
+        self.dim = checkpoint.projection.dim if checkpoint.projection is not None else self.model.config.hidden_size
 
     def _token_id(self, token: str | None) -> int | None:
         if token is None:
@@ -115,7 +115,7 @@ class MultiVectorEncoder:
             attention = torch.from_numpy(attention).to(self.device, non_blocking=True)
             hidden = self.model(input_ids=input_ids, attention_mask=attention).last_hidden_state
             if self.projection is not None:
-                hidden = hidden @ self.projection.T
+                hidden = self.projection(hidden)
             hidden = hidden.float()
             if self.settings.normalize:
                 hidden = torch.nn.functional.normalize(hidden, p=2, dim=-1)

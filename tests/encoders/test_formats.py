@@ -49,7 +49,9 @@ def test_stanford_settings_come_from_artifact_metadata(stanford):
     assert (s.query_maxlen, s.doc_maxlen, s.dim) == (32, 180, 96)
     assert s.query_expansion and not s.attend_to_expansion
     assert s.skiplist == tuple(string.punctuation)
-    assert torch.equal(ckpt.projection, projection_of(stanford))
+    assert torch.equal(ckpt.projection.layers[0].weight, projection_of(stanford))
+    assert ckpt.identity["projection"] == [{"in": 384, "out": 96, "bias": False, "activation": "Identity",
+                                            "residual": False}]
 
 
 def test_stanford_query_ids_markers_and_mask_augmentation(stanford):
@@ -180,6 +182,74 @@ def test_a_checkpoint_with_its_own_model_code_runs_it_when_trusted(tmp_path):
         scores, order = maxsim_search(q[:1], np.ones((1, 32), bool), store.vectors, store.offsets, 2, dim=dim)
         qc = q[0, :, :dim] / np.linalg.norm(q[0, :, :dim], axis=1, keepdims=True)
         assert scores[0][list(order[0]).index(1)] == pytest.approx((qc @ cut.T).max(axis=1).sum(), abs=1e-4)
+
+
+TWO_DENSE = [
+    {"out_features": 384, "bias": True, "activation_function": "torch.nn.modules.activation.GELU", "use_residual": True},
+    {"out_features": 48, "bias": False, "activation_function": "torch.nn.modules.activation.Tanh", "use_residual": True},
+]
+
+
+def dense_reference(path, hidden: torch.Tensor) -> torch.Tensor:
+    """PyLate's Dense modules applied by hand from the folder's files, then L2 normalisation."""
+    from safetensors.torch import load_file
+
+    for module in json.loads((path / "modules.json").read_text())[1:]:
+        config = json.loads((path / module["path"] / "config.json").read_text())
+        tensors = load_file(str(path / module["path"] / "model.safetensors"))
+        out = hidden @ tensors["linear.weight"].T + tensors.get("linear.bias", 0)
+        name = config["activation_function"].rsplit(".", 1)[-1]
+        out = {"GELU": torch.nn.functional.gelu, "Tanh": torch.tanh, "Identity": lambda x: x}[name](out)
+        if config["use_residual"]:
+            out = out + (hidden @ tensors["residual.weight"].T if "residual.weight" in tensors else hidden)
+        hidden = out
+    return torch.nn.functional.normalize(hidden, dim=-1)
+
+
+def test_pylate_dense_modules_with_bias_activation_and_residual(tmp_path):
+    from transformers import BertModel
+
+    path = build_pylate(tmp_path / "two", dense=TWO_DENSE, seed=4)
+    ckpt = load_checkpoint(str(path))
+    assert ckpt.settings.dim == 48
+    assert ckpt.identity["projection"] == [
+        {"in": 384, "out": 384, "bias": True, "activation": "GELU", "residual": True},
+        {"in": 384, "out": 48, "bias": False, "activation": "Tanh", "residual": True}]
+    enc = MultiVectorEncoder(ckpt, batch_tokens=256)
+    store = enc.encode_documents(DOCS[:2], lambda c, d: TokenStoreWriter(tmp_path / "s", c, d, dtype="float32"))
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = tok(DOCS[0], truncation=True, max_length=179)["input_ids"]
+    ids = ids[:1] + [30523] + ids[1:]
+    keep = [tok.convert_ids_to_tokens(t) not in string.punctuation for t in ids]
+    with torch.inference_mode():
+        hidden = BertModel.from_pretrained(path).eval()(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        expected = dense_reference(path, hidden)[keep].numpy()
+    np.testing.assert_allclose(store.doc(0), expected, atol=1e-5)
+    # Averaging two such checkpoints averages every tensor of every layer.
+    other = build_pylate(tmp_path / "other", dense=TWO_DENSE, seed=9)
+    merged = load_checkpoint([str(path), str(other)], merge_weights=[3, 1]).projection
+    a, b = ckpt.projection, load_checkpoint(str(other)).projection
+    for i, name in [(0, "bias"), (1, "residual_weight")]:
+        expected = 0.75 * getattr(a.layers[i], name) + 0.25 * getattr(b.layers[i], name)
+        np.testing.assert_allclose(getattr(merged.layers[i], name).numpy(), expected.numpy(), atol=1e-7)
+
+
+def test_pylate_modules_the_loader_cannot_reproduce_are_refused_by_name(tmp_path):
+    custom = build_pylate(tmp_path / "custom", dense=[{"out_features": 32, "activation_function": "mylib.Swish"}])
+    with pytest.raises(UnknownNameError, match=r"1_Dense/config.json: `activation_function` 'mylib.Swish' is not "
+                                               r"torch's own: it is imported only when asked"):
+        load_checkpoint(str(custom))
+    no_bias = build_pylate(tmp_path / "nobias", dim=32)
+    config = json.loads((no_bias / "1_Dense" / "config.json").read_text())
+    (no_bias / "1_Dense" / "config.json").write_text(json.dumps(dict(config, bias=True)))
+    with pytest.raises(UnknownNameError, match=r"1_Dense/config.json: `bias` is true but the weights hold no"):
+        load_checkpoint(str(no_bias))
+    pooled = build_pylate(tmp_path / "pooled", dim=32)
+    modules = json.loads((pooled / "modules.json").read_text())
+    modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (pooled / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(UnknownNameError, match=r"modules.json: module '2' is 'sentence_transformers.models.Normalize'"):
+        load_checkpoint(str(pooled))
 
 
 def sentencepiece_style_tokenizer():

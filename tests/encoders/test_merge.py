@@ -80,7 +80,7 @@ def test_stanford_projections_are_averaged_too(offline, tmp_path):
     b = build_stanford_colbert(tmp_path / "b", dim=64, seed=1)
     merged = load_checkpoint([str(a), str(b)], merge_weights=[1, 3])
     expected = 0.25 * projection_of(a) + 0.75 * projection_of(b)
-    np.testing.assert_allclose(merged.projection.numpy(), expected.numpy(), atol=1e-7)
+    np.testing.assert_allclose(merged.projection.layers[0].weight.numpy(), expected.numpy(), atol=1e-7)
     assert merged.settings.format == "stanford" and merged.identity["format"] == "stanford"
 
 
