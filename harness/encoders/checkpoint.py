@@ -155,6 +155,7 @@ def _stanford(path: Path) -> tuple[EncoderSettings, Projection]:
         raise UnknownNameError(f"{path} has artifact.metadata but no `linear.weight` in its weights: not a "
                                "Stanford ColBERT checkpoint.")
     projection = Projection((DenseLayer(weight),))
+    _check_stanford_scoring(path / "artifact.metadata", meta, projection.dim)
     settings = EncoderSettings(
         format="stanford",
         query_marker=meta.get("query_token_id", "[unused0]"),
@@ -167,6 +168,19 @@ def _stanford(path: Path) -> tuple[EncoderSettings, Projection]:
         dim=projection.dim,
     )
     return settings, projection
+
+
+def _check_stanford_scoring(file: Path, meta: dict, dim: int) -> None:
+    """Refuse the settings under which colbert-ai's vectors or scores are not what the harness
+    computes. ``similarity: l2`` is accepted: colbert-ai applies it only in its training score, and
+    its search, like the harness, takes the dot product of unit vectors (which l2 ranks alike)."""
+    if meta.get("interaction", "colbert") != "colbert":
+        raise UnknownNameError(f"{file}: `interaction` {meta['interaction']!r} is not supported; the harness scores "
+                               "with ColBERT's sum of MaxSim (`interaction: colbert`).")
+    if meta.get("similarity", "cosine") not in ("cosine", "l2"):
+        raise UnknownNameError(f"{file}: `similarity` {meta['similarity']!r} is neither cosine nor l2.")
+    if "dim" in meta and int(meta["dim"]) != dim:
+        raise UnknownNameError(f"{file}: `dim` is {meta['dim']}, but the weights' `linear.weight` has {dim} rows.")
 
 
 def _pylate(path: Path, trust_remote_code: bool = False) -> tuple[EncoderSettings, Projection]:

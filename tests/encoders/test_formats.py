@@ -84,6 +84,20 @@ def test_stanford_vectors_match_the_independent_computation(stanford, tmp_path):
     assert q.shape == (2, 32, 96) and mask.all()
 
 
+def test_stanford_settings_the_harness_cannot_reproduce_are_refused_by_name(tmp_path):
+    path = build_stanford_colbert(tmp_path / "s", dim=32)
+    meta = json.loads((path / "artifact.metadata").read_text())
+    for change, message in [({"interaction": "flipr"}, "`interaction` 'flipr' is not supported"),
+                            ({"similarity": "dot"}, "`similarity` 'dot' is neither cosine nor l2"),
+                            ({"dim": 128}, "`dim` is 128, but the weights' `linear.weight` has 32 rows")]:
+        (path / "artifact.metadata").write_text(json.dumps(dict(meta, **change)))
+        with pytest.raises(UnknownNameError, match="artifact.metadata: " + message):
+            load_checkpoint(str(path))
+    # l2 is colbert-ai's training score only; its search, like the harness, uses the dot product.
+    (path / "artifact.metadata").write_text(json.dumps(dict(meta, similarity="l2")))
+    assert load_checkpoint(str(path)).settings.dim == 32
+
+
 def test_attend_to_mask_tokens_changes_the_query_vectors(tmp_path):
     path = build_stanford_colbert(tmp_path / "attend", dim=32, attend_to_mask_tokens=True)
     enc = MultiVectorEncoder(load_checkpoint(str(path)))
