@@ -114,7 +114,8 @@ class DenseRetriever(Retriever):
         self._store, hit = cache.open_or_build(key, build, dtype="float32")
         elapsed = time.perf_counter() - t
         self._cost.update({"document_cache": "hit" if hit else "miss", "n_documents": self._store.n_docs,
-                           "dim": self._store.dim, "index_bytes": self._store.nbytes(),
+                           "dim": self._store.dim, "storage_dtype": str(self._store.vectors.dtype),
+                           "index_bytes": self._store.nbytes(),
                            "bytes_per_document": self._store.nbytes() / max(1, self._store.n_docs)})
         if not hit:
             self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed})

@@ -41,5 +41,7 @@ def test_the_device_is_checked_by_name_at_once_and_recorded_with_the_cost():
     r = DenseRetriever(MODEL, device="cpu")
     r.index(["a", "b"], ["Vitamin D and bone density.", "Protein folding."])
     assert r.cost()["device"] == "cpu"
+    # Float32 vectors, one per document, plus the offsets: the storage figures a plot shows.
+    assert (r.cost()["storage_dtype"], r.cost()["index_bytes"]) == ("float32", 2 * 384 * 4 + 3 * 8)
     run = r.search(["q"], ["bone density"], k=2)
     assert [d for d, _ in run["q"]][0] == "a"
