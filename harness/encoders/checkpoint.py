@@ -161,7 +161,7 @@ def _stanford(path: Path) -> tuple[EncoderSettings, Projection]:
         query_marker=meta.get("query_token_id", "[unused0]"),
         document_marker=meta.get("doc_token_id", "[unused1]"),
         query_maxlen=int(meta.get("query_maxlen", 32)),
-        doc_maxlen=int(meta.get("doc_maxlen", 180)),
+        doc_maxlen=int(meta.get("doc_maxlen", 220)),  # colbert-ai's DocSettings default
         query_expansion=True,
         attend_to_expansion=bool(meta.get("attend_to_mask_tokens", False)),
         skiplist=PUNCTUATION if meta.get("mask_punctuation", True) else (),

@@ -98,6 +98,16 @@ def test_stanford_settings_the_harness_cannot_reproduce_are_refused_by_name(tmp_
     assert load_checkpoint(str(path)).settings.dim == 32
 
 
+def test_stanford_settings_missing_from_the_metadata_take_colbert_ai_defaults(tmp_path):
+    path = build_stanford_colbert(tmp_path / "s", dim=32, doc_maxlen=300, attend_to_mask_tokens=True)
+    meta = json.loads((path / "artifact.metadata").read_text())
+    # colbert/infra/config/settings.py: query_maxlen 32, doc_maxlen 220, attend_to_mask_tokens False.
+    minimal = {k: v for k, v in meta.items() if k not in ("doc_maxlen", "query_maxlen", "attend_to_mask_tokens")}
+    (path / "artifact.metadata").write_text(json.dumps(minimal))
+    s = load_checkpoint(str(path)).settings
+    assert (s.query_maxlen, s.doc_maxlen, s.attend_to_expansion) == (32, 220, False)
+
+
 def test_attend_to_mask_tokens_changes_the_query_vectors(tmp_path):
     path = build_stanford_colbert(tmp_path / "attend", dim=32, attend_to_mask_tokens=True)
     enc = MultiVectorEncoder(load_checkpoint(str(path)))
