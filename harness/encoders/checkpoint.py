@@ -209,9 +209,10 @@ def _pylate_projection(path: Path, modules: list[dict], trust_remote_code: bool)
     layers = []
     for module in modules:
         kind = module.get("type", "")
-        if kind.rsplit(".", 1)[-1] == "Transformer" and not layers:
+        name = kind.rsplit(".", 1)[-1]
+        if name == "Transformer" and not layers:
             continue
-        if kind.rsplit(".", 1)[-1] != "Dense":
+        if name != "Dense":
             raise UnknownNameError(f"{path / 'modules.json'}: module {module.get('name')!r} is {kind!r}; a PyLate "
                                    "checkpoint is read here as a Transformer followed by Dense modules only.")
         folder = path / module.get("path", "")

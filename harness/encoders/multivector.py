@@ -14,6 +14,7 @@ of the protocol: fp32 on a GPU computes the same products as on a CPU (TF32 stay
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections import deque
@@ -43,7 +44,7 @@ class MultiVectorEncoder:
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model.to(device=self.device, dtype=self.dtype)
         self.projection = (None if checkpoint.projection is None
-                           else checkpoint.projection.module().to(device=self.device, dtype=self.dtype))
+                           else checkpoint.projection.to(device=self.device, dtype=self.dtype))
         # Padded tokens per forward pass. On a CPU small batches keep each layer's activations
         # (at most 4096 x 1536 floats here) in cache and off fresh pages: 4,096 ran SciFact 15%
         # faster than 8,192 (bench/README.md). A GPU wants large ones.
@@ -173,9 +174,9 @@ class MultiVectorEncoder:
         marker = self.document_marker_id
         ids = self._ids(texts, self.settings.doc_maxlen - (1 if marker is not None else 0))
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        # One small array per document, then one concatenation: half the time of chaining the
-        # lists' ints into one array, and this Python work is what bounds a GPU's tokenising.
-        flat = np.concatenate([np.array(seq, dtype=np.int64) for seq in ids]) if ids else np.zeros(0, np.int64)
+        # The lists' ints chained into one array: 4.4 ms per 873-document chunk on the 2-core VM,
+        # against 5.7 ms for one small array per document joined after.
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         if marker is not None:  # after [CLS]
             flat = np.insert(flat, np.cumsum(lengths) - lengths + 1, marker)
             lengths += 1
@@ -281,12 +282,10 @@ def skiplist_ids(tokenizer, words, format: str) -> frozenset[int]:
     ids = set()
     for word in words:
         if rule == "vocabulary-entry":
-            token_id = tokenizer.convert_tokens_to_ids(word)
-            if token_id is not None:
-                ids.add(int(token_id))
-            continue
-        pieces = tokenizer.encode(word, add_special_tokens=False)
-        if pieces and (rule == "first-piece" or len(pieces) == 1):
+            pieces = [tokenizer.convert_tokens_to_ids(word)]
+        else:
+            pieces = tokenizer.encode(word, add_special_tokens=False)
+        if pieces and pieces[0] is not None and (rule != "single-piece" or len(pieces) == 1):
             ids.add(int(pieces[0]))
     return frozenset(ids)
 

@@ -4,14 +4,14 @@
 - PyLate: its ``Dense`` modules in ``modules.json`` order, each ``activation(linear(x))``, plus ``x``
   (or ``residual(x)`` when the sizes differ) with ``use_residual`` (pylate/models/Dense.py).
 
-A ``Projection`` holds the tensors and names; ``module()`` makes the torch module that runs them.
+A ``Projection`` holds the tensors and names, and applies them to a tensor of hidden states.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 IDENTITY = "torch.nn.modules.linear.Identity"
@@ -52,11 +52,22 @@ class Projection:
         return tuple((tuple(sorted((k, tuple(v.shape)) for k, v in layer.tensors().items())),
                       layer.activation, layer.residual) for layer in self.layers)
 
-    def module(self):
-        """A torch module computing the layers in order, float32 on the CPU until moved."""
-        import torch
+    def to(self, device=None, dtype=None) -> Projection:
+        """The same layers with their tensors on ``device`` in ``dtype``."""
+        return Projection(tuple(replace(layer, **{name: t.to(device=device, dtype=dtype)
+                                                  for name, t in layer.tensors().items()})
+                                for layer in self.layers))
 
-        return torch.nn.Sequential(*[_layer_module(layer) for layer in self.layers]).eval()
+    def __call__(self, x):
+        """``x`` (..., in_features) through every layer, as PyLate's ``Dense.forward`` computes it."""
+        from torch.nn.functional import linear
+
+        for layer in self.layers:
+            y = activation_module(layer.activation)(linear(x, layer.weight, layer.bias))
+            if layer.residual:
+                y = y + (x if layer.residual_weight is None else linear(x, layer.residual_weight))
+            x = y
+        return x
 
     @staticmethod
     def average(parts: list[Projection], weights: list[float]) -> Projection:
@@ -67,49 +78,13 @@ class Projection:
         for i, first in enumerate(parts[0].layers):
             mean = {name: sum(w * p.layers[i].tensors()[name].to(torch.float64) for p, w in zip(parts, weights))
                     .to(tensor.dtype) for name, tensor in first.tensors().items()}
-            layers.append(DenseLayer(mean["weight"], mean.get("bias"), first.activation, first.residual,
-                                     mean.get("residual_weight")))
+            layers.append(replace(first, **mean))
         return Projection(tuple(layers))
 
 
+@functools.cache
 def activation_module(path: str):
-    """An instance of the torch.nn module class that ``path`` names (PyLate's import_from_string)."""
+    """An instance of the torch.nn module class that ``path`` names (PyLate's import_from_string);
+    one per path, since activations hold no state."""
     module_name, _, class_name = path.rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)()
-
-
-def _layer_module(layer: DenseLayer):
-    import torch
-
-    out_features, in_features = layer.weight.shape
-    linear = torch.nn.Linear(in_features, out_features, bias=layer.bias is not None)
-    with torch.no_grad():
-        linear.weight.copy_(layer.weight)
-        if layer.bias is not None:
-            linear.bias.copy_(layer.bias)
-    main = torch.nn.Sequential(linear, activation_module(layer.activation))
-    if not layer.residual:
-        return main
-    side = torch.nn.Identity()
-    if layer.residual_weight is not None:
-        side = torch.nn.Linear(in_features, out_features, bias=False)
-        with torch.no_grad():
-            side.weight.copy_(layer.residual_weight)
-    return _residual_class()(main, side)
-
-
-@functools.cache
-def _residual_class():
-    import torch
-
-    class Residual(torch.nn.Module):
-        """``main(x) + side(x)``: PyLate's Dense with ``use_residual``."""
-
-        def __init__(self, main, side):
-            super().__init__()
-            self.main, self.side = main, side
-
-        def forward(self, x):
-            return self.main(x) + self.side(x)
-
-    return Residual
