@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, matmul_gflops, print_table, write_json  # noqa: E402
 
 from harness.encoders.checkpoint import load_checkpoint  # noqa: E402
-from harness.encoders.multivector import MultiVectorEncoder, resolve_device  # noqa: E402
+from harness.devices import resolve_device  # noqa: E402
+from harness.encoders.multivector import MultiVectorEncoder  # noqa: E402
 from harness.index.token_store import TokenStoreWriter  # noqa: E402
 
 

@@ -225,7 +225,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ):
     """Per-dataset deltas of B against A with bootstrap CIs, p-values, wins/losses and the queries that changed most."""
-    from harness.compare import comparison_json, comparison_tables, compare_results
+    from harness.compare import compare_results, comparison_json
+    from harness.comparison_tables import comparison_tables
 
     comparisons, notes = compare_results(baseline, candidate, metric=metric, force=force, resamples=resamples,
                                          seed=seed, top=top)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import significance
-from harness.compare import MISMATCH_MARK, TIE, DatasetComparison, fmt_ci, fmt_delta, fmt_p, marked_label, procedure
+from harness.compare import MISMATCH_MARK, TIE, DatasetComparison, procedure
+from harness.comparison_tables import fmt_ci, fmt_delta, fmt_p, marked_label
 from harness.errors import HarnessError
 
 

@@ -70,7 +70,7 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
             log.warning("suite %s: skipping %d unavailable datasets (%s); `harness list` says why",
                         suite.name, len(skipped), ", ".join(skipped))
     if device is not None:  # a device that is not there fails here, before any unit runs
-        from harness.encoders.multivector import resolve_device
+        from harness.devices import resolve_device
 
         resolve_device(device)
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]

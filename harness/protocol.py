@@ -14,26 +14,17 @@ under the same protocol compares across suites.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from harness.hashing import sha256
 
 SCHEMA_VERSION = 1
 # ``group`` (CQADupStack's forums) only tells reports how to average: a label, like the names.
 _LABELS = ("suite", "dataset", "group", "in_average")
 # How tables and comparisons mark a number measured under another protocol (when forced).
 MISMATCH_MARK = "†"
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept: the same content always gives the same bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def sha256(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 class ProtocolCard(BaseModel):

@@ -23,7 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from harness.metrics import Evaluation
-from harness.protocol import ProtocolCard, sha256
+from harness.hashing import sha256
+from harness.protocol import ProtocolCard
 from harness.runs import Run
 
 RECORD = "record.json"

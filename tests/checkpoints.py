@@ -68,8 +68,9 @@ def minilm_snapshot() -> Path:
         found = sorted((model / "snapshots").glob("*")) if (model / "snapshots").is_dir() else []
         snapshot = found[0] if found else model / "snapshots" / "<missing>"
     if not (snapshot / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{MINILM_ID} is not in the pre-seeded cache: expected {snapshot}/model.safetensors "
-                                "(see ../shared/README.md).")
+        from tests.conftest import require_shared
+
+        require_shared("cache", "huggingface", "hub", model.name, "snapshots", snapshot.name, "model.safetensors")
     return snapshot
 
 

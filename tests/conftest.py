@@ -22,15 +22,40 @@ SCIFACT_SUITE = REPO / "suites" / "beir.yaml"
 _ROOT: Path | None = None
 
 
+def shared_missing(*parts: str) -> str | None:
+    """Why ``../shared/<parts>`` cannot be used, or None when it is there."""
+    path = SHARED.joinpath(*parts)
+    if path.exists():
+        return None
+    return (f"needs {path} (see ../shared/README.md), or HARNESS_SHARED pointing to a copy of shared/; "
+            "tests that need no cached data run without it")
+
+
+def require_shared(*parts: str) -> Path:
+    """``../shared/<parts>``, or the test is skipped with the reason. In CI it must be there: a
+    skip would hide every test that reads real data."""
+    reason = shared_missing(*parts)
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return SHARED.joinpath(*parts)
+
+
 def pytest_configure(config):
     global _ROOT
     caches = SHARED / "cache"
-    if not (caches / "ir_datasets").is_dir() or not (caches / "huggingface").is_dir():
+    _ROOT = Path(tempfile.mkdtemp(prefix="harness-tests-"))
+    # Without ../shared the libraries get empty caches of their own, never the user's: tests that
+    # need the data skip (see ``offline``), the others run anywhere.
+    for name in ("ir_datasets", "huggingface"):
+        if (caches / name).is_dir():
+            shutil.copytree(caches / name, _ROOT / name)
+        else:
+            (_ROOT / name).mkdir()
+    if os.environ.get("CI") and (shared_missing("cache", "ir_datasets") or shared_missing("cache", "huggingface")):
         raise pytest.UsageError(f"The pre-seeded caches are missing: expected {caches}/ir_datasets and "
                                 f"{caches}/huggingface (see ../shared/README.md), or set HARNESS_SHARED.")
-    _ROOT = Path(tempfile.mkdtemp(prefix="harness-tests-"))
-    shutil.copytree(caches / "ir_datasets", _ROOT / "ir_datasets")
-    shutil.copytree(caches / "huggingface", _ROOT / "huggingface")
     os.environ.update({
         "IR_DATASETS_HOME": str(_ROOT / "ir_datasets"),
         "HF_HOME": str(_ROOT / "huggingface"),
@@ -46,6 +71,9 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def cache_root() -> Path:
+    """The session's writable copies of ../shared/cache; skips the test where there are none."""
+    require_shared("cache", "ir_datasets")
+    require_shared("cache", "huggingface")
     return _ROOT
 
 

@@ -1,4 +1,5 @@
-from harness.protocol import ProtocolCard, canonical_json
+from harness.hashing import canonical_json
+from harness.protocol import ProtocolCard
 
 
 def card(**changes) -> ProtocolCard:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from harness.data.sources import RawData
 from harness.paths import dataset_cache_dir
-from harness.protocol import sha256
+from harness.hashing import sha256
 
 FORMAT_VERSION = 1
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +25,7 @@ import numpy as np
 
 from harness.encoders.checkpoint import Checkpoint
 from harness.errors import UnknownNameError
+from harness.devices import resolve_device
 from harness.index.token_store import TokenStore, TokenStoreWriter
 
 
@@ -340,30 +340,6 @@ def _write_span(store: TokenStoreWriter, first: int, stop: int, rows) -> None:
         rows[1].synchronize()
         rows = rows[0]
     store.write_span(first, stop, rows.numpy())
-
-
-def check_device_name(device: str) -> str:
-    """A device name's form, checked without importing torch (where it is, is checked at use)."""
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?", device):
-        raise UnknownNameError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:<n>.")
-    return device
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a named device must exist."""
-    import torch
-
-    check_device_name(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UnknownNameError(f"device {device!r} was asked for, but torch {torch.__version__} sees no CUDA GPU "
-                               "(a CPU-only build, or no driver); use device: cpu or auto.")
-    try:
-        torch.device(device)
-    except RuntimeError as e:
-        raise UnknownNameError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:<n>.") from e
-    return device
 
 
 def _batches(order: np.ndarray, lengths: list[int], budget: int):

@@ -24,7 +24,7 @@ from harness.index.compressed_store import CompressedStore
 from harness.index.compression import RESIDUAL_BITS, ResidualCodec
 from harness.index.token_store import TokenStore, TokenStoreWriter
 from harness.paths import harness_home
-from harness.protocol import sha256
+from harness.hashing import sha256
 
 # Per-process counters, reported by the CLI: how many stores were encoded and how many reused.
 STATS: Counter[str] = Counter()

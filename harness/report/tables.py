@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ProtocolMismatchError
-from harness.protocol import MISMATCH_MARK, ProtocolCard, sha256
+from harness.hashing import sha256
+from harness.protocol import MISMATCH_MARK, ProtocolCard
 from harness.results import ResultRecord
 
 AVG = "Avg"  # the average column's key in cells, parts and significance marks

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.encoders.checkpoint import resolve_path
-from harness.encoders.multivector import check_device_name
+from harness.devices import check_device_name
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
@@ -82,7 +82,7 @@ class DenseRetriever(Retriever):
             import torch
             from sentence_transformers import SentenceTransformer
 
-            from harness.encoders.multivector import resolve_device
+            from harness.devices import resolve_device
 
             self.device = resolve_device(self.device)
             self._cost["device"] = self.device

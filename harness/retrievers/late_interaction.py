@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
-from harness.encoders.multivector import SKIPLIST_RULES, check_device_name
+from harness.encoders.multivector import SKIPLIST_RULES
 from harness.index import cache
 from harness.index.compression import codec_for
 from harness.index.compressed_store import CompressedStore
@@ -58,7 +59,7 @@ class LateInteractionRetriever(Retriever):
     @property
     def device(self) -> str:
         if self._device is None:
-            from harness.encoders.multivector import resolve_device
+            from harness.devices import resolve_device
 
             self._device = resolve_device(self._device_name)
             self._cost["device"] = self._device

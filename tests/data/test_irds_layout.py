@@ -23,7 +23,7 @@ from harness.data.sources import irds
 from harness.errors import DataUnavailableError
 from harness.results import ResultStore
 
-from tests.conftest import REPO, SHARED, run_cli
+from tests.conftest import REPO, SHARED, require_shared, run_cli
 
 MIRACL_REFERENCE = SHARED / "data" / "reference" / "miracl"
 # Always offline, even on a machine with a network: every request goes to a closed local port.
@@ -68,6 +68,7 @@ QUERIES = ["test-energy-nuclear-pro01a", "test-health-sugar-con01a", "test-law-j
 
 
 def lay_out_miracl_yoruba(irds_home: Path) -> tuple[dict[str, str], list[dict]]:
+    require_shared("data", "reference", "miracl")
     base = irds_home / "miracl" / "v1.0" / "yo"
     (base / "dev").mkdir(parents=True)
     (base / "docs").mkdir()

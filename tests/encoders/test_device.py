@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encoders.multivector import resolve_device
+from harness.devices import resolve_device
 from harness.errors import UnknownNameError
 
 

@@ -11,7 +11,7 @@ from harness.data.load import _check_expected, load_dataset
 from harness.data.sources import RawData
 from harness.errors import DataError, DataUnavailableError, SuiteError
 from harness.pipeline import plan
-from harness.protocol import canonical_json
+from harness.hashing import canonical_json
 from harness.suite import Expected, load_suite
 
 from tests.conftest import REPO, run_cli

@@ -23,7 +23,7 @@ import pytest
 
 from harness.suite import load_suite
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, require_shared
 
 REFERENCE = SHARED / "data" / "reference"
 BEIR = load_suite(REPO / "suites" / "beir.yaml")
@@ -100,9 +100,8 @@ def miracl_files(lang: str):
 
 @pytest.fixture(scope="module", autouse=True)
 def reference_present():
-    if not (REFERENCE / "beir").is_dir() or not (REFERENCE / "miracl").is_dir():
-        pytest.fail(f"The official reference files are missing: expected {REFERENCE}/beir and {REFERENCE}/miracl "
-                    "(see ../shared/README.md), or set HARNESS_SHARED.")
+    require_shared("data", "reference", "beir")
+    require_shared("data", "reference", "miracl")
 
 
 def test_beir_lists_every_dataset_of_the_paper_and_cqadupstack_as_one_group_of_12():

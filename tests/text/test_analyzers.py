@@ -14,13 +14,13 @@ import pytest
 from harness.errors import MissingDependencyError, UnknownNameError
 from harness.text import analyzer_for
 from harness.text.japanese import MAX_CHARS, chunks
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require_shared
 
 REFERENCE = SHARED / "data" / "reference"
 
 
 def miracl_topics(language: str) -> dict[str, str]:
-    path = REFERENCE / "miracl" / f"topics.miracl-v1.0-{language}-dev.tsv"
+    path = require_shared("data", "reference", "miracl", f"topics.miracl-v1.0-{language}-dev.tsv")
     with path.open(encoding="utf-8") as f:
         return dict(line.rstrip("\n").split("\t", 1) for line in f)
 
@@ -167,7 +167,7 @@ def test_english_tokens_are_exactly_bm25s_lucene_pattern_tokens_on_all_beir_quer
     import Stemmer
 
     queries = []
-    for path in sorted((REFERENCE / "beir").glob("topics.*.tsv.gz")):
+    for path in sorted(require_shared("data", "reference", "beir").glob("topics.*.tsv.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             queries += [line.rstrip("\n").split("\t", 1)[-1] for line in f]
     assert len(queries) > 40_000 and sum(not q.isascii() for q in queries) > 1000

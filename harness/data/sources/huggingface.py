@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.data.sources import RawData
 from harness.errors import DataError, DataUnavailableError
-from harness.protocol import sha256
+from harness.hashing import sha256
 from harness.suite import HubPart, HuggingFaceSource
 
 READABLE = (".parquet", ".jsonl", ".jsonl.gz")
