@@ -1,4 +1,6 @@
-"""Where a result was measured: package versions, git revision, hardware, threads."""
+"""Where a result was measured: package versions, the harness's git revision and scoring version,
+hardware, threads. Library versions are kept here and not in the protocol card: upgrading one
+does not make stored results incomparable (harness/protocol.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,25 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from harness import protocol
+
 PACKAGES = ["late-interaction-harness", "torch", "transformers", "ir_datasets", "ranx", "bm25s", "PyStemmer",
             "numpy", "pandas", "pyarrow", "pydantic"]
 
 
-def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in PACKAGES:
+def versions(*names: str) -> dict[str, str | None]:
+    """Installed versions (None: not installed), read from package metadata without importing."""
+    found = {}
+    for name in names:
         try:
-            versions[name] = metadata.version(name)
+            found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+            found[name] = None
+    return found
+
+
+def package_versions() -> dict[str, str | None]:
+    return versions(*PACKAGES)
 
 
 def git_revision(path: Path | None = None) -> str | None:
@@ -88,6 +97,7 @@ def capture() -> dict:
         "python": platform.python_version(),
         "packages": package_versions(),
         "git_revision": git_revision(),
+        "scoring_version": protocol.SCORING_VERSION,
         "hardware": hardware(),
         "torch_threads": threads,
     }

@@ -10,6 +10,11 @@ Two hashes, because a table compares different systems under one protocol:
 
 Display labels (suite and dataset names, a dataset's group) are carried but hashed by neither, so the same data
 under the same protocol compares across suites.
+
+The card says what is evaluated, not which library versions read it: a dataset's revision is its
+files' checksums or commits, and library versions go to the result's ``environment``, so that
+upgrading a package leaves stored results comparable. How the harness itself scores is versioned
+apart, by ``SCORING_VERSION``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from pydantic import BaseModel, ConfigDict
 from harness.hashing import sha256
 
 SCHEMA_VERSION = 1
+# The version of the harness's own scoring: bump it in the commit that changes what a retriever
+# scores or stores for the same inputs (encoding, skiplists, pooling, MaxSim, metric code), so
+# results and cached vectors computed before are neither skipped to nor reused. It is in the result
+# key and in every vector store's key, not in the protocol card: old results stay comparable.
+SCORING_VERSION = 1
 # ``group`` (CQADupStack's forums) only tells reports how to average: a label, like the names.
 _LABELS = ("suite", "dataset", "group", "in_average")
 # How tables and comparisons mark a number measured under another protocol (when forced).

@@ -22,8 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.metrics import Evaluation
+from harness import protocol
 from harness.hashing import sha256
+from harness.metrics import Evaluation
 from harness.protocol import ProtocolCard
 from harness.runs import Run
 
@@ -62,8 +63,10 @@ class ResultRecord(BaseModel):
 
 
 def result_key(card: ProtocolCard, retriever: dict[str, Any]) -> str:
-    """Same data, protocol, retriever class and parameters -> same key -> the run is skipped."""
-    return sha256({"card": card.card_hash, "class": retriever.get("class"), "params": retriever.get("params")})[:16]
+    """Same data, protocol, retriever class and parameters, and scoring code -> same key -> the run
+    is skipped."""
+    return sha256({"card": card.card_hash, "class": retriever.get("class"), "params": retriever.get("params"),
+                   "scoring_version": protocol.SCORING_VERSION})[:16]
 
 
 def now() -> str:

@@ -74,6 +74,15 @@ def minilm_snapshot() -> Path:
     return snapshot
 
 
+def local_minilm(dst: Path) -> Path:
+    """all-MiniLM-L6-v2 as a local model folder at ``dst``: the snapshot's files (followed through
+    the cache's links) copied and writable, for tests that change a model in place."""
+    shutil.copytree(minilm_snapshot(), dst)
+    for path in [dst, *dst.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dst
+
+
 def seeded_projection(dim: int = 128, seed: int = 0, hidden: int = HIDDEN) -> torch.Tensor:
     """The projection the builders write: N(0, 1/hidden) entries, shape (dim, hidden), float32."""
     generator = torch.Generator().manual_seed(seed)

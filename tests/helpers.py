@@ -7,7 +7,7 @@ from harness.results import ResultRecord, now, result_key
 def make_card(dataset: str = "scifact", **changes) -> ProtocolCard:
     fields = dict(
         suite="beir", dataset=dataset, source={"kind": "ir_datasets", "id": f"beir/{dataset}/test"},
-        revision={"ir_datasets": "0.6.3"}, language="en", split="test",
+        revision={"files_md5": ["5f7d1de60b170fc8027bb7898e2efca1"]}, language="en", split="test",
         text={"document_fields": ["title", "text"], "separator": " "}, max_length={"query": 32, "document": 300},
         mode="full", candidates=None, depth=1000, remove_self_matches=False, filters={"dropped": {}},
         metrics=["ndcg@10", "recall@100"], main_metric="ndcg@10", system={},

@@ -1,12 +1,14 @@
 """The grid: units planned from a suite, executed independently, skipped when done."""
 
 import pickle
+from importlib import metadata
 
 import pytest
 
 from harness.errors import UnknownNameError
 from harness.pipeline import Unit, execute, plan
-from harness.results import ResultStore, load_per_query
+from harness.protocol import SCORING_VERSION
+from harness.results import ResultStore, load_per_query, load_record
 from harness.retrievers import Retriever
 from harness.runs import Run
 from harness.suite import load_suite
@@ -79,6 +81,22 @@ def test_a_users_class_by_dotted_path_runs_end_to_end(offline, tmp_path):
     assert len(load_per_query(folder)) == 300
     assert execute(unit, tmp_path / "results").status == "skipped"
     assert execute(unit, tmp_path / "results", force=True).status == "done"
+
+
+def test_an_ir_datasets_upgrade_leaves_the_stored_result_in_place(offline, tmp_path, monkeypatch):
+    path = suite_file(tmp_path, retrievers="  first:\n    class: tests.test_pipeline:FirstDocuments\n")
+    unit = Unit(str(path), "scifact", "first", sample=(20, 200), latency_queries=0)
+    done = execute(unit, tmp_path / "results")
+    record = load_record(done.folder)
+    installed = metadata.version("ir_datasets")
+    # The library version is where the result was measured, not what was evaluated.
+    assert record.environment["packages"]["ir_datasets"] == installed
+    assert record.protocol["revision"] == {"files_md5": ["5f7d1de60b170fc8027bb7898e2efca1"]}
+    assert record.environment["scoring_version"] == SCORING_VERSION
+    version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0" if name == "ir_datasets" else version(name))
+    again = execute(unit, tmp_path / "results")
+    assert (again.status, again.folder) == ("skipped", done.folder)
 
 
 def test_sweeps_expand_to_one_unit_per_point(tmp_path):

@@ -4,10 +4,11 @@ import pytest
 
 from harness.data.model import Qrels
 from harness.metrics import evaluate
-from harness.results import ResultStore, load_per_query, load_record
+from harness import protocol
+from harness.results import ResultStore, load_per_query, load_record, result_key
 from harness.runs import Run
 
-from tests.helpers import make_record
+from tests.helpers import make_card, make_record
 
 RUN = Run({"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d3": 1.0}}, name="bm25")
 QRELS = Qrels({"q1": {"d1": 1}, "q2": {"d9": 1}, "q3": {"d1": 1}})
@@ -54,3 +55,11 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
         store.write(make_record("bm25", "scifact", 0.1), evaluation, RUN)
     assert list((tmp_path / "beir" / "scifact").iterdir()) == []
     assert list(store.records()) == []
+
+
+def test_a_bumped_scoring_version_is_another_result_key_under_the_same_protocol(monkeypatch):
+    identity = {"name": "bm25", "class": "pkg:bm25", "params": {}}
+    key, protocol_hash = result_key(make_card(), identity), make_card().protocol_hash
+    monkeypatch.setattr(protocol, "SCORING_VERSION", protocol.SCORING_VERSION + 1)
+    assert result_key(make_card(), identity) != key  # not skipped to the old result
+    assert make_card().protocol_hash == protocol_hash  # and still comparable with it

@@ -24,7 +24,8 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     if raw is None:
         log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
         raw = source.read(spec.source, where)
-        store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision})
+        store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision,
+                                "parsed_by": store.parsed_by(spec.source.kind)})
     _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     if spec.sample is not None:

@@ -1,4 +1,5 @@
-"""On-disk Parquet cache of normalised source data, keyed by source and revision.
+"""On-disk Parquet cache of normalised source data, keyed by source, revision and the versions of
+the libraries that parsed it.
 
 A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files (and
 ``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json``. It is
@@ -18,16 +19,23 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.data.sources import RawData
+from harness.data.sources import PARSERS, RawData
+from harness.environment import versions
 from harness.paths import dataset_cache_dir
 from harness.hashing import sha256
 
 FORMAT_VERSION = 1
 
 
+def parsed_by(kind: str) -> dict[str, str | None]:
+    """The versions of the libraries that parse a source kind's files (``PARSERS``)."""
+    return versions(*PARSERS[kind])
+
+
 def entry_dir(kind: str, source_id: str, revision: dict) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "__", source_id)
-    key = sha256({"format": FORMAT_VERSION, "kind": kind, "id": source_id, "revision": revision})[:16]
+    key = sha256({"format": FORMAT_VERSION, "kind": kind, "id": source_id, "revision": revision,
+                  "parsed_by": parsed_by(kind)})[:16]
     return dataset_cache_dir() / kind / slug / key
 
 

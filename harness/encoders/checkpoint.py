@@ -17,7 +17,6 @@ Whatever settings are used are returned in ``EncoderSettings`` and end up in the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import string
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.encoders.model_files import model_files_sha256
 from harness.encoders.projection import IDENTITY, DenseLayer, Projection
 from harness.errors import DataUnavailableError, UnknownNameError
 
@@ -56,7 +56,7 @@ PUNCTUATION = tuple(string.punctuation)
 @dataclass
 class Checkpoint:
     path: Path
-    identity: dict[str, Any]  # name, format, revision or weights hash
+    identity: dict[str, Any]  # name, format, and the hub revision or a local folder's files hash
     settings: EncoderSettings
     projection: Projection | None = None  # hidden states -> token vectors; None: the hidden states
     trust_remote_code: bool = False
@@ -109,15 +109,10 @@ def resolve_path(name_or_path: str, revision: str | None = None) -> tuple[Path, 
     return path, path.name if path.parent.name == "snapshots" else revision
 
 
-def _weights_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                       if p.suffix in (".safetensors", ".bin") and p.is_file()):
-        digest.update(name.encode())
-        with open(path / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 24), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def model_identity(path: Path, revision: str | None) -> dict[str, str]:
+    """A hub snapshot by its commit; a local folder, which can change in place, by the hash of its
+    weights, tokenizer and config files (harness/encoders/model_files.py)."""
+    return {"revision": revision} if revision else {"files_sha256": model_files_sha256(path)}
 
 
 def detect_format(path: Path) -> str:
@@ -274,8 +269,8 @@ def load_checkpoint(name_or_path: str | list[str], format: str = "auto", overrid
                                f"{', '.join(EncoderSettings.__dataclass_fields__)}.")
     settings = replace(settings, **(overrides or {}))
     identity = {"model": name_or_path, "format": kind}
-    identity.update({"revision": rev} if rev else {"weights_sha256": _weights_sha256(path)})
-    if projection is not None:  # a local folder's hash covers weights, not the layers' configs
+    identity.update(model_identity(path, rev))
+    if projection is not None:  # the layers as read, for a reader of the card
         identity["projection"] = projection.describe()
     if trust_remote_code:  # the checkpoint's own code ran: the card says so
         identity["trust_remote_code"] = True

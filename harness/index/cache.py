@@ -1,8 +1,10 @@
 """Token stores cached on disk under a key of everything that shapes the vectors.
 
-The key holds the model (revision or weights hash), the role, the encoder settings of that role,
-max lengths, precision and storage dtype, and a fingerprint of the corpus texts. Query-side
-settings and Matryoshka truncation are not in a document key: changing them reuses the documents.
+The key holds the model (hub revision, or a local folder's files hash), the role, the encoder
+settings of that role, max lengths, precision and storage dtype, and a fingerprint of the corpus
+texts; every store's key adds the harness's ``SCORING_VERSION`` and the versions of transformers
+and tokenizers, which turn texts into vectors (``stored_key``). Query-side settings and Matryoshka
+truncation are not in a document key: changing them reuses the documents.
 
 A compressed store (int8, residual) is derived from a cached document store, never from the
 encoder, and cached beside it under (document key, dim, codec settings): a sweep over storage
@@ -20,11 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import protocol
+from harness.environment import versions
+from harness.hashing import sha256
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import RESIDUAL_BITS, ResidualCodec
 from harness.index.token_store import TokenStore, TokenStoreWriter
 from harness.paths import harness_home
-from harness.hashing import sha256
+
+# The libraries every encoder reads texts and weights through; a retriever names its own others
+# (sentence-transformers for the dense baseline) under ``libraries`` in its key.
+ENCODING_LIBRARIES = ("transformers", "tokenizers")
 
 # Per-process counters, reported by the CLI: how many stores were encoded and how many reused.
 STATS: Counter[str] = Counter()
@@ -37,8 +45,15 @@ def corpus_fingerprint(ids: list[str], texts: list[str]) -> str:
     return digest.hexdigest()
 
 
+def stored_key(key: dict) -> dict:
+    """``key`` with what every store depends on besides it: the scoring version and the encoding
+    libraries' versions (an upgrade re-encodes rather than mixing old documents with new queries)."""
+    return {"key": key, "scoring_version": protocol.SCORING_VERSION,
+            "libraries": versions(*ENCODING_LIBRARIES)}
+
+
 def store_path(key: dict) -> Path:
-    digest = sha256(key)
+    digest = sha256(stored_key(key))
     return harness_home() / "tokens" / digest[:2] / digest
 
 
@@ -47,7 +62,7 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
     """The cached store for ``key``, or a new one from ``build(make_writer)``; True when cached."""
     path = store_path(key)
     return _cached(path, TokenStore.open, "", lambda: build(
-        lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest={"key": key})))
+        lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest=stored_key(key))))
 
 
 def _cached(path: Path, open_store: Callable, counter: str, build: Callable):
@@ -70,7 +85,7 @@ def open_or_build_compressed(document_key: dict, source: TokenStore, dim: int, c
     key = compressed_key(document_key, dim, codec.settings())
     path = store_path(key)
     return _cached(path, CompressedStore.open, "compressed_", lambda: CompressedStore.build(
-        path, source, dim, codec, manifest={"key": key}, clustering=_clustered_sibling(document_key, dim, codec)))
+        path, source, dim, codec, manifest=stored_key(key), clustering=_clustered_sibling(document_key, dim, codec)))
 
 
 def _clustered_sibling(document_key: dict, dim: int, codec) -> CompressedStore | None:

@@ -2,24 +2,25 @@
 
 Document embeddings are cached like token stores (one row per document), so a re-run encodes
 nothing. The settings that go into the protocol card (module types, max_seq_length) are read off
-the loaded model once and kept beside the caches, keyed by the model's small config files, its
-revision, the lengths asked for and the sentence-transformers version: a re-run that finds its
-result skips the unit without importing sentence-transformers (seconds) or loading the model.
+the loaded model once and kept beside the caches, keyed by the model's identity (a hub revision,
+or a local folder's files hash: weights, tokenizer, configs), the lengths asked for and the
+sentence-transformers version: a re-run that finds its result skips the unit without importing
+sentence-transformers (seconds) or loading the model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from harness.encoders.checkpoint import resolve_path
 from harness.devices import check_device_name
+from harness.encoders.checkpoint import model_identity, resolve_path
+from harness.environment import versions
+from harness.hashing import sha256
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
@@ -35,6 +36,7 @@ class DenseRetriever(Retriever):
         self.max_length, self.explicit_length = max_length, max_length is not None
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self._model = None
+        self._model_identity: dict[str, Any] | None = None
         self._store = None
         self._ids: list[str] = []
         self.device = check_device_name(device)  # resolved when the model is loaded
@@ -46,7 +48,9 @@ class DenseRetriever(Retriever):
             self.max_length = document
 
     def _identity(self) -> dict[str, Any]:
-        return {"model": self.model_name, "revision": self.revision}
+        if self._model_identity is None:  # hashed once: a local folder's files can be large
+            self._model_identity = {"model": self.model_name, **model_identity(self.path, self.revision)}
+        return self._model_identity
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -59,12 +63,8 @@ class DenseRetriever(Retriever):
     def _model_facts(self) -> dict[str, Any]:
         """Module types and the effective max_seq_length, from the loaded model or from a record of it."""
         key = {"model": self._identity(), "max_length": self.max_length,
-               "sentence_transformers": metadata.version("sentence-transformers"),
-               "files": {name: hashlib.sha256((self.path / name).read_bytes()).hexdigest()
-                         for name in ("modules.json", "sentence_bert_config.json", "config.json",
-                                      "tokenizer_config.json") if (self.path / name).is_file()}}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        record = harness_home() / "model-facts" / f"{digest}.json"
+               "libraries": versions("sentence-transformers")}
+        record = harness_home() / "model-facts" / f"{sha256(key)}.json"
         try:
             return json.loads(record.read_text())
         except (OSError, ValueError):  # absent, or unreadable: read the model again
@@ -102,7 +102,9 @@ class DenseRetriever(Retriever):
     def index(self, ids: list[str], texts: list[str]) -> None:
         self._ids = list(ids)
         key = {"role": "document", "kind": "dense", "model": self._identity(), "max_seq_length": self._st().max_seq_length,
-               "prompt": self.document_prompt, "corpus": cache.corpus_fingerprint(ids, texts), "dtype": "float32"}
+               "prompt": self.document_prompt, "corpus": cache.corpus_fingerprint(ids, texts), "dtype": "float32",
+               # Pooling and normalisation are sentence-transformers' own code.
+               "libraries": versions("sentence-transformers")}
 
         def build(writer):
             vectors = self._encode(texts, self.document_prompt)

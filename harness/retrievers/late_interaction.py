@@ -82,6 +82,8 @@ class LateInteractionRetriever(Retriever):
         return {
             "model": self.checkpoint.identity,
             "encoder": self.checkpoint.settings.to_dict(),
+            # How skiplist words become token ids: the document key has it, so the result's must too.
+            "skiplist_rule": SKIPLIST_RULES[self.checkpoint.settings.format],
             "matryoshka_dim": self.dim,
             "precision": self.precision,
             "storage_dtype": self.storage_dtype,

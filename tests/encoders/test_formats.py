@@ -44,7 +44,7 @@ def independent(path, ids: list[int], attention: list[int], model_class=AutoMode
 def test_stanford_settings_come_from_artifact_metadata(stanford):
     ckpt = load_checkpoint(str(stanford))
     s = ckpt.settings
-    assert ckpt.identity["format"] == "stanford" and len(ckpt.identity["weights_sha256"]) == 64
+    assert ckpt.identity["format"] == "stanford" and len(ckpt.identity["files_sha256"]) == 64
     assert (s.query_marker, s.document_marker) == ("[unused0]", "[unused1]")
     assert (s.query_maxlen, s.doc_maxlen, s.dim) == (32, 180, 96)
     assert s.query_expansion and not s.attend_to_expansion

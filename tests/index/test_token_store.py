@@ -1,8 +1,10 @@
 import json
+from importlib import metadata
 
 import numpy as np
 import pytest
 
+from harness import protocol
 from harness.index import cache
 from harness.index.token_store import TokenStore, TokenStoreWriter
 
@@ -116,6 +118,34 @@ def test_cache_builds_once_then_reuses(monkeypatch, tmp_path):
     assert len(built) == 2 and dict(cache.STATS) == {"misses": 2, "hits": 1}
     assert second.path == first.path != third.path
     assert first.path.parent.parent == tmp_path / "tokens"
+
+
+def test_every_store_key_holds_the_scoring_version_and_the_encoding_libraries(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+
+    def build(make_writer):
+        writer = make_writer(np.array([1]), 4)
+        writer.write(0, np.ones((1, 4)))
+        return writer.finish()
+
+    key = {"role": "document", "model": "m", "corpus": "abc"}
+    store, _ = cache.open_or_build(key, build)
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    assert manifest["key"] == key and manifest["scoring_version"] == protocol.SCORING_VERSION
+    assert manifest["libraries"] == {"transformers": metadata.version("transformers"),
+                                     "tokenizers": metadata.version("tokenizers")}
+    compressed = cache.store_path(cache.compressed_key(key, 4, {"kind": "int8"}))
+    # A bumped scoring version finds neither the documents nor their compressed forms.
+    monkeypatch.setattr(protocol, "SCORING_VERSION", protocol.SCORING_VERSION + 1)
+    bumped, hit = cache.open_or_build(key, build)
+    assert not hit and bumped.path != store.path
+    assert cache.store_path(cache.compressed_key(key, 4, {"kind": "int8"})) != compressed
+    # Nor does another transformers release: its tokenizer or model code may encode otherwise.
+    monkeypatch.undo()
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    installed = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0" if name == "transformers" else installed(name))
+    assert cache.store_path(key) not in (store.path, bumped.path)
 
 
 def test_corpus_fingerprint_sees_ids_and_texts():

@@ -1,11 +1,21 @@
-"""The dense baseline's protocol settings: read off the loaded model once, then from their record."""
+"""The dense baseline: protocol settings read off the loaded model once, then from their record; a
+local model folder identified by its files, so a change made in place is a new result."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from harness.errors import UnknownNameError
+from harness.pipeline import Unit, execute
+from harness.results import load_record
 from harness.retrievers.dense import DenseRetriever
+from harness.runs import Run
+
+from tests.checkpoints import local_minilm
+from tests.conftest import REPO
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -45,3 +55,70 @@ def test_the_device_is_checked_by_name_at_once_and_recorded_with_the_cost():
     assert (r.cost()["storage_dtype"], r.cost()["index_bytes"]) == ("float32", 2 * 384 * 4 + 3 * 8)
     run = r.search(["q"], ["bone density"], k=2)
     assert [d for d, _ in run["q"]][0] == "a"
+
+
+SUITE = """name: keys
+defaults:
+  language: en
+  split: test
+  max_length: {query: 32, document: 128}
+  metrics: [ndcg@10]
+datasets:
+  scifact:
+    source: {kind: ir_datasets, id: beir/scifact/test}
+retrievers:
+  dense:
+    class: dense
+    params: {model: MODEL_FOLDER, device: cpu}
+"""
+
+
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_local_model_folder_changed_in_place_is_run_again_and_the_old_result_stays(offline, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    model = local_minilm(tmp_path / "model")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.replace("MODEL_FOLDER", str(model)))
+    unit = Unit(str(suite), "scifact", "dense", sample=(10, 100), latency_queries=0)
+    results = tmp_path / "results"
+    first = execute(unit, results)
+    assert first.status == "done" and load_record(first.folder).cost["document_cache"] == "miss"
+    before = folder_contents(first.folder)
+    assert execute(unit, results).status == "skipped"
+
+    # Retrained in place: one weight matrix scaled, the file rewritten under its name.
+    weights = load_file(str(model / "model.safetensors"))
+    weights["encoder.layer.5.output.dense.weight"] = weights["encoder.layer.5.output.dense.weight"] * 1.5
+    save_file(weights, str(model / "model.safetensors"), metadata={"format": "pt"})
+    retrained = execute(unit, results)
+    assert retrained.status == "done" and retrained.folder != first.folder
+    # The documents were encoded again with the new weights, not read from the old ones' store.
+    assert load_record(retrained.folder).cost["document_cache"] == "miss"
+    assert Run.from_trec(retrained.folder / "run.trec.gz").scores() != Run.from_trec(first.folder / "run.trec.gz").scores()
+    assert folder_contents(first.folder) == before  # the old result is untouched
+
+    # A tokenizer file edited in place is another model too.
+    vocab = (model / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    vocab[vocab.index("[unused5]")] = "[unused5-edited]"
+    (model / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    edited = execute(unit, results)
+    assert edited.status == "done" and edited.folder not in (first.folder, retrained.folder)
+    assert load_record(edited.folder).cost["document_cache"] == "miss"
+    identities = [load_record(o.folder).protocol["system"]["model"] for o in (first, retrained, edited)]
+    assert len({i["files_sha256"] for i in identities}) == 3 and all("revision" not in i for i in identities)
+    assert sorted(p.name for p in (results / "keys" / "scifact").iterdir()) == sorted(
+        o.folder.name for o in (first, retrained, edited))
+
+    # The unchanged folder's re-run is skipped in a fresh process that imports neither torch nor
+    # sentence-transformers: its key is hashes of files and records of the model's facts.
+    check = ("import sys; from harness.pipeline import Unit, execute; "
+             f"outcome = execute(Unit({str(suite)!r}, 'scifact', 'dense', sample=(10, 100), latency_queries=0), "
+             f"{str(results)!r}); "
+             "print(outcome.status, outcome.folder.name, "
+             "[m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["skipped", edited.folder.name, "[]"]

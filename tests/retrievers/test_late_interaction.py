@@ -1,6 +1,8 @@
 """Late interaction end to end on the real MiniLM weights: exact scores, one encoding per
 corpus whatever the dimension or query settings, and a sweep through the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from harness.index import cache
 from harness.results import ResultStore
 from harness.retrievers.late_interaction import LateInteractionRetriever
 
+from tests.checkpoints import local_minilm
 from tests.conftest import SCIFACT_SUITE, run_cli
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -84,6 +87,43 @@ def test_a_document_side_change_encodes_again():
     r.index(IDS, DOCS)
     assert dict(cache.STATS) == {"misses": 2}
     assert r.cost()["n_tokens"] < 4 * 8 + 1
+
+
+def test_everything_the_document_key_holds_is_in_the_settings():
+    # What shapes the stored vectors shapes the scores: a result key without it would find stale results.
+    r = retriever()
+    key, settings = r.document_key(IDS, DOCS), r.settings()
+    assert settings["skiplist_rule"] == key["skiplist_rule"] == "single-piece"
+    as_setting = {"model": "model", "skiplist_rule": "skiplist_rule", "precision": "precision", "dtype": "storage_dtype"}
+    for field, setting in as_setting.items():
+        assert key[field] == settings[setting], field
+    assert key["encoder"].items() <= settings["encoder"].items()
+    assert set(key) == set(as_setting) | {"encoder", "role", "corpus"}  # the role and the texts are not settings
+
+
+def test_a_local_checkpoint_folder_edited_in_place_is_another_model_and_another_store(tmp_path):
+    model = local_minilm(tmp_path / "model")
+
+    def keys():
+        r = LateInteractionRetriever(str(model), format="plain")
+        return r.settings()["model"], cache.store_path(r.document_key(IDS, DOCS))
+
+    first = keys()
+    assert keys() == first and set(first[0]) == {"model", "format", "files_sha256"}
+    vocab = (model / "vocab.txt").read_text(encoding="utf-8").replace("[unused5]", "[unused5-edited]")
+    tokenizer = json.loads((model / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["normalizer"]["lowercase"] = False
+    config = {**json.loads((model / "config.json").read_text()), "layer_norm_eps": 1e-6}
+    edits = {"vocab.txt": lambda p: p.write_text(vocab, encoding="utf-8"),
+             "tokenizer.json": lambda p: p.write_text(json.dumps(tokenizer), encoding="utf-8"),
+             "config.json": lambda p: p.write_text(json.dumps(config)),
+             "model.safetensors": lambda p: p.write_bytes(p.read_bytes()[:-1] + b"\x01")}  # the last weight
+    seen = [first]
+    for name, change in edits.items():
+        change(model / name)
+        seen.append(keys())
+        assert seen[-1][0] != seen[-2][0] and seen[-1][1] != seen[-2][1], name
+    assert len({path for _, path in seen}) == len(edits) + 1
 
 
 def test_rerank_scores_only_the_candidates():

@@ -31,6 +31,13 @@ class _ById:
         return self.module.read(source.id, where)
 
 
+# The libraries that parse each kind's files into rows. Their versions key the Parquet cache (a
+# parser change alters the cached rows: a new release reads the files again) but not the protocol
+# card, which names the files read: upgrading the parser leaves stored results comparable.
+# Hub files are parsed by the harness's own code (pyarrow only reads Parquet's typed columns).
+PARSERS = {"ir_datasets": ("ir_datasets",), "huggingface": ()}
+
+
 def get_source(kind: str):
     """The reader of a source kind: ``revision(source) -> dict`` and ``read(source, where) -> RawData``,
     both taking the suite entry's ``source``."""

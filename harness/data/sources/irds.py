@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from harness.data.sources import RawData
@@ -91,12 +90,13 @@ def source_files(dataset_id: str) -> tuple[SourceFile, ...]:
 
 
 def revision(dataset_id: str) -> dict:
-    """The ir_datasets release and the checksums of the files it downloads for this id."""
+    """The checksums of the files ir_datasets downloads for this id: what is evaluated. Which
+    ir_datasets release parsed them is in the result's environment and the Parquet cache's key."""
     try:
         files = source_files(dataset_id)
     except UnknownNameError:  # read() reports it, naming the dataset and suite that use the id
         files = ()
-    return {"ir_datasets": metadata.version("ir_datasets"), "files_md5": sorted(f.md5 for f in files if f.md5)}
+    return {"files_md5": sorted(f.md5 for f in files if f.md5)}
 
 
 def read(dataset_id: str, where: str) -> RawData:
