@@ -181,9 +181,11 @@ def _print_ties(ties: dict, value: float) -> None:
     if not ties["tied_pairs"]:
         console.print(f"ties: none among {ties['pairs']} scored pairs", highlight=False)
         return
+    groups, queries, mixed = ties["tied_groups"], ties["queries_with_ties"], ties["mixed_groups"]
     console.print(f"ties: {ties['tied_pairs']} of {ties['pairs']} scored pairs share their score with another "
-                  f"document of their query, in {ties['tied_groups']} groups over {ties['queries_with_ties']} "
-                  f"queries; {ties['mixed_groups']} groups mix grades", highlight=False, soft_wrap=True)
+                  f"document of their query, in {groups} group{'s' * (groups != 1)} over {queries} "
+                  f"quer{'ies' if queries != 1 else 'y'}; {mixed} group{'s mix' if mixed != 1 else ' mixes'} grades",
+                  highlight=False, soft_wrap=True)
     console.print(f"{ties['metric']} over tie orders: {value:.4f} in {ties['order']} order, optimistic "
                   f"{ties['optimistic']:.4f}, pessimistic {ties['pessimistic']:.4f}", highlight=False, soft_wrap=True)
 
