@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError
+from harness.runs import TIE_ORDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate and benchmark late-interaction retrievers.")
@@ -27,6 +29,9 @@ err_console = Console(stderr=True)
 
 SuiteArg = Annotated[Path, typer.Argument(help="Suite file, e.g. suites/beir.yaml")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder")]
+TieOrder = Enum("TieOrder", {order: order for order in TIE_ORDERS}, type=str)
+TiesOpt = Annotated[TieOrder, typer.Option("--ties", help="Order of tied scores: trec_eval (document id descending, "
+                                           "as trec_eval) or rank (the file's rank column: the order its system gave)")]
 
 
 @app.command("list")
@@ -131,6 +136,7 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d")] = None,
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Metric (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    ties: TiesOpt = TieOrder.trec_eval,
 ):
     """Evaluate a run file against a qrels file, or against a suite dataset's judgments and protocol."""
     from harness.data.model import Qrels
@@ -138,7 +144,8 @@ def evaluate(
     from harness.metrics import evaluate as score
     from harness.runs import Run
 
-    run_ = Run.from_trec(run_file)
+    run_ = Run.from_trec(run_file, ties=ties.value)
+    main = None
     if qrels is not None:
         judgments, metrics = Qrels.from_trec(qrels), metric or DEFAULT_METRICS
     elif suite is not None and dataset is not None:
@@ -149,19 +156,38 @@ def evaluate(
         s = load_suite(suite)
         spec = s.dataset(dataset)
         judgments, metrics = load_dataset(spec, s.name).qrels, metric or spec.metrics
+        main = spec.main_metric if spec.main_metric in [m.strip().lower() for m in metrics] else None
         run_ = apply_protocol(run_, spec)
     else:
         raise HarnessError("Give the judgments: --qrels FILE, or --suite FILE with --dataset NAME.")
-    result = score(judgments, run_, metrics)
+    result = score(judgments, run_, metrics, main)
     if as_json:
-        console.print_json(json.dumps({"metrics": result.mean, "n_queries": len(result.query_ids)}))
+        console.print_json(json.dumps({"metrics": result.mean, "n_queries": len(result.query_ids),
+                                       "ties": {"order": ties.value, **result.ties.to_dict()}}))
         return
-    table = Table(title=f"{run_file} ({len(result.query_ids)} judged queries)", title_justify="left")
+    # Above the table, not its title: a long path would wrap to the table's width.
+    console.print(f"{run_file} ({len(result.query_ids)} judged queries)", highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result.mean.items():
         table.add_row(name, f"{value:.4f}")
     console.print(table)
+    _print_ties({"order": ties.value, **result.ties.to_dict()}, result.mean[result.ties.metric])
+
+
+def _print_ties(ties: dict, value: float) -> None:
+    """The tie report: counts, then the main metric's range over tie orders beside its value."""
+    if not ties["tied_pairs"]:
+        console.print(f"ties: none among {ties['pairs']} scored pairs", highlight=False)
+        return
+    groups, queries, mixed = ties["tied_groups"], ties["queries_with_ties"], ties["mixed_groups"]
+    console.print(f"ties: {ties['tied_pairs']} of {ties['pairs']} scored pairs share their score with another "
+                  f"document of their query, in {groups} group{'s' * (groups != 1)} over {queries} "
+                  f"quer{'ies' if queries != 1 else 'y'}; {mixed} group{'s mix' if mixed != 1 else ' mixes'} grades",
+                  highlight=False, soft_wrap=True)
+    console.print(f"{ties['metric']} over tie orders: {value:.4f} in {ties['order']} order, optimistic "
+                  f"{ties['optimistic']:.4f}, pessimistic {ties['pessimistic']:.4f}", highlight=False, soft_wrap=True)
 
 
 @app.command("import")
@@ -172,13 +198,15 @@ def import_(
     name: Annotated[str, typer.Option("--name", help="Row label for this system")],
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force")] = False,
+    ties: TiesOpt = TieOrder.trec_eval,
 ):
     """Evaluate an external run under a suite's protocol and store it beside the harness's results."""
     from harness.pipeline import import_run
 
-    outcome = import_run(run_file, suite, dataset, name, results, force=force)
+    outcome = import_run(run_file, suite, dataset, name, results, force=force, ties=ties.value)
     console.print(f"{outcome.status:>7}  {dataset} {name} {outcome.main_metric}="
                   f"{outcome.metrics[outcome.main_metric]:.4f}  {outcome.folder}")
+    _print_ties(outcome.ties, outcome.metrics[outcome.main_metric])
 
 
 @app.command()
@@ -306,9 +334,10 @@ def main(argv: list[str] | None = None) -> None:
     except HarnessError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
+    except (click.ClickException, typer.TyperException) as e:
+        # Newer typer raises usage errors from its own copy of click: TyperException is their base.
         e.show()
         sys.exit(e.exit_code)

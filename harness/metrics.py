@@ -1,7 +1,8 @@
-"""Metrics, computed by ranx, averaged over every judged query.
+"""Metrics, computed by ranx on the run's order, averaged over every judged query.
 
 A judged query that the run misses, or for which it retrieves nothing relevant, scores 0 and stays
-in the mean. ranx is imported on first use: it compiles numba kernels, which costs seconds.
+in the mean. Every evaluation also counts the tied scores and bounds its main metric over their
+orders (``harness.ties``). ranx is imported on first use: it compiles numba kernels, which costs seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from harness.data.model import Qrels
 from harness.errors import UnknownNameError
 from harness.runs import Run
+from harness.ties import TieReport, tie_groups
 
 # Metric families and whether they need a cut-off (``name@k``).
 FAMILIES = {"ndcg": True, "recall": True, "precision": True, "mrr": False, "map": False, "hit_rate": True}
@@ -33,11 +35,12 @@ def parse_metric(name: str) -> tuple[str, int | None]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Per-query scores and their means, for the given metrics."""
+    """Per-query scores and their means, for the given metrics, and how much tied scores could move them."""
 
     metrics: list[str]
     per_query: dict[str, dict[str, float]]  # metric -> query id -> score
     mean: dict[str, float]
+    ties: TieReport | None = None
 
     @property
     def query_ids(self) -> list[str]:
@@ -51,28 +54,45 @@ class Evaluation:
         return frame.reset_index()
 
 
-def evaluate(qrels: Qrels, run: Run, metrics: list[str]) -> Evaluation:
-    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are ignored."""
-    for name in metrics:
-        parse_metric(name)
+def evaluate(qrels: Qrels, run: Run, metrics: list[str], main_metric: str | None = None) -> Evaluation:
+    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are ignored.
+
+    The tie report bounds ``main_metric`` (default: the first metric) over the orders of tied scores."""
     names = [m.strip().lower() for m in metrics]
+    main = (main_metric or (names or DEFAULT_METRICS)[0]).strip().lower()
+    for name in [*names, main]:
+        parse_metric(name)
+    judged = sorted(qrels)
+    rankings = {q: [doc for doc, _ in run.get(q, [])] for q in judged}
+    per_query = _per_query(qrels, rankings, names if main in names else [*names, main])
+
+    groups = tie_groups(run, qrels, judged, cutoff=parse_metric(main)[1])
+    bounds = {}
+    for side, orders in (("optimistic", groups.best), ("pessimistic", groups.worst)):
+        changed = _per_query(qrels, orders, [main])[main] if orders else {}
+        bounds[side] = _mean({**per_query[main], **changed})  # same queries, same order of summation
+    ties = TieReport(metric=main, pairs=groups.pairs, tied_pairs=groups.tied_pairs, tied_groups=groups.tied_groups,
+                     mixed_groups=groups.mixed_groups, queries_with_ties=groups.queries_with_ties, **bounds)
+    return Evaluation(metrics=names, per_query={m: per_query[m] for m in names},
+                      mean={m: _mean(per_query[m]) for m in names}, ties=ties)
+
+
+def _per_query(qrels: Qrels, rankings: dict[str, list[str]], names: list[str]) -> dict[str, dict[str, float]]:
+    """Each metric for each query of ``rankings``, scored on the order given."""
     import ranx  # lazy: numba start-up
 
-    judged = sorted(qrels)
-    ranx_qrels = ranx.Qrels({q: dict(qrels[q]) for q in judged})
+    ranx_qrels = ranx.Qrels({q: dict(qrels[q]) for q in rankings})
     # ranx sorts scores with an unstable argsort; give it strictly decreasing ranks so it sees
-    # exactly the run's trec_eval order.
-    ranked = {}
-    for q in judged:
-        ranking = run.get(q, [])
-        ranked[q] = {doc: float(len(ranking) - i) for i, (doc, _) in enumerate(ranking)}
-    ranx_run = ranx.Run({q: r for q, r in ranked.items() if r})
+    # exactly the order given.
+    ranx_run = ranx.Run({q: {doc: float(len(r) - i) for i, doc in enumerate(r)} for q, r in rankings.items() if r})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's type-safety chatter
         ranx.evaluate(ranx_qrels, ranx_run, names, make_comparable=True)
-    per_query = {m: {q: _clean(ranx_run.scores[m].get(q, 0.0)) for q in judged} for m in names}
-    mean = {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in per_query.items()}
-    return Evaluation(metrics=names, per_query=per_query, mean=mean)
+    return {m: {q: _clean(ranx_run.scores[m].get(q, 0.0)) for q in rankings} for m in names}
+
+
+def _mean(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values) if values else 0.0
 
 
 def _clean(value) -> float:

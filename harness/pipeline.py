@@ -18,7 +18,7 @@ from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import capture, peak_rss_bytes
 from harness.errors import DataError
-from harness.metrics import evaluate
+from harness.metrics import Evaluation, evaluate
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, load_record, now, result_key
 from harness.runs import Run
@@ -51,6 +51,7 @@ class Outcome:
     folder: Path
     metrics: dict[str, float]
     main_metric: str
+    ties: dict | None = None  # the record's tie report
 
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
@@ -142,7 +143,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     if store.exists(suite.name, spec.name, unit.retriever, key) and not force:
         existing = load_record(folder)
         log.info("%s/%s/%s: result exists, skipped (use --force to redo)", suite.name, spec.name, unit.retriever)
-        return Outcome(unit, "skipped", folder, existing.metrics, existing.main_metric)
+        return Outcome(unit, "skipped", folder, existing.metrics, existing.main_metric, existing.ties)
 
     texts = dataset.corpus.joined(spec.text.document_fields, spec.text.separator)
     t = time.perf_counter()
@@ -157,7 +158,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     run.name = unit.retriever
 
     t = time.perf_counter()
-    evaluation = evaluate(dataset.qrels, run, spec.metrics)
+    evaluation = evaluate(dataset.qrels, run, spec.metrics, spec.main_metric)
     timings["evaluate_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
     cost = {**retriever.cost(), "queries_per_s": queries_per_s}
@@ -169,10 +170,16 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, protocol=card.to_dict(),
         protocol_hash=card.protocol_hash, card_hash=card.card_hash, main_metric=spec.main_metric,
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
-        cost={**cost, "peak_rss_bytes": peak_rss_bytes()}, environment=capture(), created=now(),
+        cost={**cost, "peak_rss_bytes": peak_rss_bytes()}, ties=tie_record(evaluation, "trec_eval"),
+        environment=capture(), created=now(),
     )
     folder = store.write(record, evaluation, run, force=force)
-    return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric)
+    return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)
+
+
+def tie_record(evaluation: Evaluation, order: str) -> dict:
+    """What a record keeps of the tie report: the counts, the bounds, and which order was scored."""
+    return {"order": order, **evaluation.ties.to_dict()}
 
 
 def _search_depth(spec: DatasetSpec) -> int:
@@ -213,28 +220,35 @@ def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, first) -> tuple[Ru
 
 
 def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, name: str,
-               results: str | Path = "results", force: bool = False) -> Outcome:
-    """Evaluate someone else's TREC run under a suite's protocol and store it like any result."""
+               results: str | Path = "results", force: bool = False, ties: str = "trec_eval") -> Outcome:
+    """Evaluate someone else's TREC run under a suite's protocol and store it like any result.
+
+    ``ties="rank"`` scores the file in its rank column's order, the one its system gave, instead
+    of trec_eval's; that changes the scores, so it is part of the imported system's identity."""
     import hashlib
 
     suite = load_suite(suite_path)
     spec = suite.dataset(dataset_name)
+    run = Run.from_trec(run_path, name=name, ties=ties)  # a bad file or tie order fails before the data loads
     dataset = load_dataset(spec, suite.name)
     digest = hashlib.sha256(Path(run_path).read_bytes()).hexdigest()
-    identity = {"name": name, "class": "imported", "params": {"file_sha256": digest}}
-    card = protocol_card(suite, spec, dataset, {"imported": {"file_sha256": digest}})
+    # Only the non-default order is named, so imports from before the choice keep their keys.
+    params = {"file_sha256": digest, **({"ties": ties} if ties != "trec_eval" else {})}
+    identity = {"name": name, "class": "imported", "params": params}
+    card = protocol_card(suite, spec, dataset, {"imported": params})
     key = result_key(card, identity)
     store = ResultStore(results)
-    run = apply_protocol(Run.from_trec(run_path, name=name), spec)
-    evaluation = evaluate(dataset.qrels, run, spec.metrics)
+    run = apply_protocol(run, spec)
+    evaluation = evaluate(dataset.qrels, run, spec.metrics, spec.main_metric)
     record = ResultRecord(
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, origin="imported",
         protocol=card.to_dict(), protocol_hash=card.protocol_hash, card_hash=card.card_hash,
         main_metric=spec.main_metric, metrics=evaluation.mean, n_queries=len(evaluation.query_ids),
-        timings={}, environment=capture(), created=now(),
+        timings={}, ties=tie_record(evaluation, ties), environment=capture(), created=now(),
     )
+    unit = Unit(str(suite_path), dataset_name, name)
     try:
         folder = store.write(record, evaluation, run, force=force)
     except FileExistsError as e:
-        return Outcome(Unit(str(suite_path), dataset_name, name), "skipped", Path(str(e)), evaluation.mean, spec.main_metric)
-    return Outcome(Unit(str(suite_path), dataset_name, name), "done", folder, evaluation.mean, spec.main_metric)
+        return Outcome(unit, "skipped", Path(str(e)), evaluation.mean, spec.main_metric, record.ties)
+    return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)

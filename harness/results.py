@@ -50,6 +50,9 @@ class ResultRecord(BaseModel):
     n_queries: int
     timings: dict[str, float]
     cost: dict[str, Any] = {}  # the retriever's measurements: bytes, throughput, cache hit or miss
+    # Tied scores within the depth and the main metric's optimistic and pessimistic means over their
+    # orders (``harness.ties.TieReport``), with the order scored; None in records from before it.
+    ties: dict[str, Any] | None = None
     environment: dict[str, Any]
     created: str
 

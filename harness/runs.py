@@ -1,15 +1,21 @@
 """``Run``: ranked documents per query, the output of a retriever and the input of metrics.
 
-Rankings are kept in trec_eval's order: score descending, ties broken by document id descending.
-Every metric is computed on that order, so results agree with trec_eval even when scores tie.
+A run built from scores keeps trec_eval's order: score descending, ties broken by document id
+descending. Every metric is computed on a run's order, so results agree with trec_eval even when
+scores tie. Another system's file can instead keep the order its system gave, its rank column
+(``ties="rank"``): fp16-rounded scores tie often, and trec_eval's order is then not that system's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from harness.errors import UnknownNameError
 from harness.formats import trec
+
+# How a run file's tied scores are ordered: by document id as trec_eval does, or by its rank column.
+TIE_ORDERS = ("trec_eval", "rank")
 
 
 def _trec_order(scores: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -22,6 +28,14 @@ class Run(Mapping[str, list[tuple[str, float]]]):
     def __init__(self, scores: Mapping[str, Mapping[str, float]], name: str = "run"):
         self.name = name
         self._rankings = {str(q): _trec_order({str(d): float(s) for d, s in docs.items()}) for q, docs in scores.items()}
+
+    @classmethod
+    def ranked(cls, rankings: Mapping[str, Iterable[tuple[str, float]]], name: str = "run") -> Run:
+        """A run in the order given, not re-sorted."""
+        run = cls.__new__(cls)
+        run.name = name
+        run._rankings = {str(q): [(str(d), float(s)) for d, s in r] for q, r in rankings.items()}
+        return run
 
     def __getitem__(self, qid: str) -> list[tuple[str, float]]:
         return self._rankings[qid]
@@ -36,15 +50,24 @@ class Run(Mapping[str, list[tuple[str, float]]]):
         return {q: dict(r) for q, r in self._rankings.items()}
 
     def truncated(self, k: int) -> Run:
-        return Run({q: dict(r[:k]) for q, r in self._rankings.items()}, self.name)
+        return Run.ranked({q: r[:k] for q, r in self._rankings.items()}, self.name)
 
     def without_self_matches(self) -> Run:
         """Drop a query's own id from its ranking (ArguAna, Quora: the query is in the corpus)."""
-        return Run({q: {d: s for d, s in r if d != q} for q, r in self._rankings.items()}, self.name)
+        return Run.ranked({q: [(d, s) for d, s in r if d != q] for q, r in self._rankings.items()}, self.name)
 
     def to_trec(self, path: str | Path) -> None:
         trec.write_run(path, self._rankings.items(), tag=self.name)
 
     @classmethod
-    def from_trec(cls, path: str | Path, name: str | None = None) -> Run:
-        return cls(trec.read_run(path), name or Path(path).name.split(".")[0])
+    def from_trec(cls, path: str | Path, name: str | None = None, ties: str = "trec_eval") -> Run:
+        """A TREC run file; ``ties="rank"`` orders it by its rank column, equal ranks in trec_eval's order."""
+        name = name or Path(path).name.split(".")[0]
+        if ties == "trec_eval":
+            return cls(trec.read_run(path), name)
+        if ties == "rank":
+            entries = trec.read_ranked_run(path)
+            rank = {q: {d: r for d, r, _ in e} for q, e in entries.items()}
+            by_trec = cls({q: {d: s for d, _, s in e} for q, e in entries.items()}, name)
+            return cls.ranked({q: sorted(r, key=lambda item: rank[q][item[0]]) for q, r in by_trec.items()}, name)
+        raise UnknownNameError(f"Unknown tie order {ties!r}. Known tie orders: {', '.join(TIE_ORDERS)}.")

@@ -25,3 +25,13 @@ def make_record(name: str, dataset: str, ndcg: float, card: ProtocolCard | None 
         main_metric="ndcg@10", metrics={"ndcg@10": ndcg, "recall@100": min(1.0, ndcg + 0.2)}, n_queries=3,
         timings={}, environment={}, created=now(),
     )
+
+
+def ndcg(grades: list[int], judged: list[int], k: int = 10) -> float:
+    """nDCG@k with linear gains (trec_eval's), of the grades in ranking order against all judged grades."""
+    import math
+
+    def dcg(gs):
+        return sum(g / math.log2(i + 2) for i, g in enumerate(gs))
+
+    return dcg(grades[:k]) / dcg(sorted(judged, reverse=True)[:k])

@@ -10,7 +10,8 @@ from harness.errors import UnknownNameError
 from harness.metrics import evaluate, parse_metric
 from harness.runs import Run
 
-METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10", "map@100"]
+METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10", "map@100", "precision@5", "precision@10",
+           "hit_rate@1", "hit_rate@10"]
 
 
 def random_case(seed: int, n_queries: int = 60, n_docs: int = 400):
@@ -27,7 +28,9 @@ def random_case(seed: int, n_queries: int = 60, n_docs: int = 400):
 
 
 def trec_eval(qrels, run) -> dict[str, dict[str, float]]:
-    measures = {"ndcg_cut.10", "recall.100,1000", "map_cut.100"}
+    # P_k divides by k however many documents were retrieved; success_k is 1 when a relevant
+    # document is in the top k: ranx's precision@k and hit_rate@k.
+    measures = {"ndcg_cut.10", "recall.100,1000", "map_cut.100", "P.5,10", "success.1,10"}
     scores = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     # trec_eval's recip_rank has no cut-off: give it each ranking's top 10 (in trec_eval's order).
     top10 = {q: dict(Run(run)[q][:10]) for q in run}
@@ -38,6 +41,10 @@ def trec_eval(qrels, run) -> dict[str, dict[str, float]]:
         "recall@1000": {q: s["recall_1000"] for q, s in scores.items()},
         "map@100": {q: s["map_cut_100"] for q, s in scores.items()},
         "mrr@10": {q: s["recip_rank"] for q, s in rr.items()},
+        "precision@5": {q: s["P_5"] for q, s in scores.items()},
+        "precision@10": {q: s["P_10"] for q, s in scores.items()},
+        "hit_rate@1": {q: s["success_1"] for q, s in scores.items()},
+        "hit_rate@10": {q: s["success_10"] for q, s in scores.items()},
     }
 
 
@@ -52,6 +59,14 @@ def test_agrees_with_pytrec_eval_per_query_to_1e6(seed):
             assert ours.per_query[metric][qid] == pytest.approx(value, abs=1e-6), (metric, qid)
         mean = sum(reference[metric].values()) / len(reference[metric])
         assert ours.mean[metric] == pytest.approx(mean, abs=1e-6)
+
+
+def test_precision_and_hit_rate_count_short_rankings_against_k():
+    # Three documents retrieved, one relevant at rank 3: P@5 is 1/5 (not 1/3), hit@1 is 0, hit@5 is 1.
+    qrels, run = {"q": {"c": 1, "z": 2}}, {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
+    ours = evaluate(Qrels(qrels), Run(run), ["precision@5", "hit_rate@1", "hit_rate@5"])
+    assert ours.mean == {"precision@5": pytest.approx(0.2), "hit_rate@1": 0.0, "hit_rate@5": 1.0}
+    assert trec_eval(qrels, run)["precision@5"]["q"] == pytest.approx(0.2)
 
 
 def test_ties_are_broken_by_doc_id_descending_like_trec_eval():

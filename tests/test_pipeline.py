@@ -6,12 +6,14 @@ from importlib import metadata
 import pytest
 
 from harness.errors import UnknownNameError
-from harness.pipeline import Unit, execute, plan
+from harness.pipeline import Unit, execute, import_run, plan
 from harness.protocol import SCORING_VERSION
 from harness.results import ResultStore, load_per_query, load_record
 from harness.retrievers import Retriever
 from harness.runs import Run
 from harness.suite import load_suite
+
+from tests.helpers import ndcg
 
 
 
@@ -166,3 +168,47 @@ def test_rerank_from_a_dataset_without_candidates_fails_before_any_work(offline,
     with pytest.raises(DataError, match="'scifact-given' is in mode: rerank with candidates from the dataset"):
         execute(Unit(str(path), "scifact-given", "reverse"), tmp_path / "results")
     assert not (tmp_path / "results").exists()
+
+
+def test_an_imported_run_in_its_rank_order_is_another_result(offline, tmp_path):
+    import hashlib
+
+    from harness.data.load import load_dataset
+    from harness.metrics import evaluate
+
+    path = suite_file(tmp_path)
+    suite = load_suite(path)
+    qrels = load_dataset(suite.dataset("scifact"), suite.name).qrels
+    # For 20 queries, a relevant document and two others tie; the rank column puts the relevant one
+    # first, trec_eval's order (document id descending) last.
+    queries = sorted(qrels)[:20]
+    lines = []
+    for qid in queries:
+        relevant = sorted(qrels[qid])[0]
+        for rank, doc in enumerate([relevant, relevant + "x", relevant + "y"], 1):
+            lines.append(f"{qid} Q0 {doc} {rank} 0.5 theirs\n")
+    (tmp_path / "theirs.trec").write_text("".join(lines))
+    by_trec = import_run(tmp_path / "theirs.trec", path, "scifact", "theirs", tmp_path / "results")
+    by_rank = import_run(tmp_path / "theirs.trec", path, "scifact", "theirs", tmp_path / "results", ties="rank")
+    assert by_trec.status == by_rank.status == "done" and by_trec.folder != by_rank.folder
+
+    def expected(position: int) -> float:  # the relevant document at this 0-based position
+        return sum(ndcg([int(i == position) for i in range(3)], list(qrels[q].values())) for q in queries) / len(qrels)
+
+    assert by_rank.metrics["ndcg@10"] == pytest.approx(expected(0), abs=1e-12)
+    assert by_trec.metrics["ndcg@10"] == pytest.approx(expected(2), abs=1e-12)
+    digest = hashlib.sha256((tmp_path / "theirs.trec").read_bytes()).hexdigest()
+    records = {r.retriever["params"].get("ties", "trec_eval"): r for _, r in ResultStore(tmp_path / "results").records()}
+    assert records["rank"].retriever["params"] == {"file_sha256": digest, "ties": "rank"}
+    assert records["trec_eval"].retriever["params"] == {"file_sha256": digest}
+    assert records["rank"].protocol["system"] == {"imported": {"file_sha256": digest, "ties": "rank"}}
+    for order, record in records.items():
+        assert record.ties["order"] == order
+        assert (record.ties["pairs"], record.ties["tied_pairs"], record.ties["tied_groups"]) == (60, 60, 20)
+        assert record.ties["optimistic"] == pytest.approx(expected(0), abs=1e-12)
+        assert record.ties["pessimistic"] == pytest.approx(expected(2), abs=1e-12)
+    # The stored run holds the order scored: read in its rank order, it re-evaluates exactly.
+    stored = Run.from_trec(by_rank.folder / "run.trec.gz", ties="rank")
+    assert evaluate(qrels, stored, records["rank"].protocol["metrics"]).mean == records["rank"].metrics
+    assert import_run(tmp_path / "theirs.trec", path, "scifact", "theirs", tmp_path / "results",
+                      ties="rank").status == "skipped"

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from harness.data.model import Qrels
@@ -63,3 +64,38 @@ def test_a_bumped_scoring_version_is_another_result_key_under_the_same_protocol(
     monkeypatch.setattr(protocol, "SCORING_VERSION", protocol.SCORING_VERSION + 1)
     assert result_key(make_card(), identity) != key  # not skipped to the old result
     assert make_card().protocol_hash == protocol_hash  # and still comparable with it
+
+
+def test_a_stored_run_re_evaluates_exactly_where_6_decimals_would_tie(tmp_path):
+    # Scores apart only past the 6th decimal: float64 ones (BM25's) and float32 ones (a model's).
+    # Rounded, each query's three would tie and trec_eval would put the relevant "b" second.
+    near = {"a": 0.1234561, "b": 0.1234564, "c": 0.1234562}
+    scores = {"q1": near, "q2": {d: float(np.float32(s)) for d, s in near.items()},
+              "q3": {"a": 1 / 3, "b": 1 / 3 + 1e-12, "c": 1 / 3 - 1e-12}}
+    qrels = Qrels({q: {"b": 1} for q in scores})
+    run = Run(scores, name="near")
+    evaluation = evaluate(qrels, run, ["ndcg@10", "mrr@10"])
+    rounded = Run({q: {d: round(s, 6) for d, s in docs.items()} for q, docs in scores.items()})
+    assert evaluate(qrels, rounded, ["mrr@10"]).mean["mrr@10"] == 0.5 and evaluation.mean["mrr@10"] == 1.0
+
+    record = make_record("near", "scifact", evaluation.mean["ndcg@10"])
+    folder = ResultStore(tmp_path).write(record.model_copy(update={"metrics": evaluation.mean}), evaluation, run)
+    back = Run.from_trec(folder / "run.trec.gz")
+    assert {q: [d for d, _ in r] for q, r in back.items()} == {q: [d for d, _ in r] for q, r in run.items()}
+    again = evaluate(qrels, back, ["ndcg@10", "mrr@10"])
+    assert again.mean == load_record(folder).metrics == evaluation.mean
+    assert again.per_query == evaluation.per_query
+    assert again.ties == evaluation.ties and again.ties.tied_pairs == 0
+
+
+def test_a_record_from_before_the_tie_report_still_loads(tmp_path):
+    store = ResultStore(tmp_path)
+    evaluation = evaluate(QRELS, RUN, ["ndcg@10"])
+    record = make_record("bm25", "scifact", 0.1).model_copy(update={"ties": {"order": "trec_eval",
+                                                                             **evaluation.ties.to_dict()}})
+    folder = store.write(record, evaluation, RUN)
+    assert load_record(folder).ties["tied_pairs"] == 0 and load_record(folder).ties["metric"] == "ndcg@10"
+    old = json.loads((folder / "record.json").read_text())
+    del old["ties"]
+    (folder / "record.json").write_text(json.dumps(old))
+    assert load_record(folder).ties is None

@@ -23,8 +23,22 @@ def _open_text(path: Path, mode: str = "rt"):
 
 def read_run(path: str | Path) -> dict[str, dict[str, float]]:
     """Scores per query and document. A document listed twice for one query is an error."""
-    path = Path(path)
     scores: dict[str, dict[str, float]] = {}
+    for qid, docid, _, score in _run_entries(Path(path), with_rank=False):
+        scores.setdefault(qid, {})[docid] = score
+    return scores
+
+
+def read_ranked_run(path: str | Path) -> dict[str, list[tuple[str, int, float]]]:
+    """(docid, rank, score) per query, in file order: the rank column too, which must be whole numbers."""
+    entries: dict[str, list[tuple[str, int, float]]] = {}
+    for qid, docid, rank, score in _run_entries(Path(path), with_rank=True):
+        entries.setdefault(qid, []).append((docid, rank, score))
+    return entries
+
+
+def _run_entries(path: Path, with_rank: bool) -> Iterator[tuple[str, str, int | None, float]]:
+    seen: dict[str, set[str]] = {}
     with _open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
@@ -35,35 +49,60 @@ def read_run(path: str | Path) -> dict[str, dict[str, float]]:
                     f"{path}:{lineno}: a TREC run line has 6 fields (qid Q0 docid rank score tag), "
                     f"this one has {len(parts)}: {line.strip()!r}."
                 )
-            qid, _, docid, _, score, _ = parts
+            qid, _, docid, rank, score, _ = parts
             try:
                 value = float(score)
             except ValueError:
                 raise FormatError(f"{path}:{lineno}: the score {score!r} is not a number.") from None
-            per_query = scores.setdefault(qid, {})
-            if docid in per_query:
+            position = None
+            if with_rank:
+                try:
+                    position = int(rank)
+                except ValueError:
+                    raise FormatError(
+                        f"{path}:{lineno}: the rank {rank!r} is not a whole number; ordering a run by its "
+                        "rank column needs one on every line (or order it by score, as trec_eval does)."
+                    ) from None
+            docs = seen.setdefault(qid, set())
+            if docid in docs:
                 raise FormatError(
                     f"{path}:{lineno}: document {docid!r} is listed twice for query {qid!r}; "
                     "a run ranks each document at most once per query."
                 )
-            per_query[docid] = value
-    return scores
+            docs.add(docid)
+            yield qid, docid, position, value
 
 
 def write_run(path: str | Path, rankings: Iterable[tuple[str, Iterable[tuple[str, float]]]], tag: str) -> None:
-    """Write ranked (docid, score) lists per query; ranks are 1-based in the given order."""
+    """Write ranked (docid, score) lists per query; ranks are 1-based in the given order, and scores
+    exact (``exact_scores``)."""
     path = Path(path)
     tag = tag.replace(" ", "_") or "run"
     buffer = io.StringIO()
     for qid, ranked in rankings:
-        for rank, (docid, score) in enumerate(ranked, 1):
-            buffer.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+        ranked = list(ranked)
+        for rank, ((docid, _), score) in enumerate(zip(ranked, exact_scores([s for _, s in ranked])), 1):
+            buffer.write(f"{qid} Q0 {docid} {rank} {score} {tag}\n")
     if str(path).endswith(".gz"):
         # No name and mtime=0 in the header: identical runs give identical bytes.
         with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(buffer.getvalue().encode("utf-8"))
     else:
         path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def exact_scores(scores: list[float]) -> list[str]:
+    """The shortest decimals that read back as the same float32 (or float64) values, so a written run
+    keeps its order and its ties exactly. A query's scores that are all float32 values (a model's) are written at
+    float32 precision; otherwise (BM25 in float64, say) at float64 precision, since float32 digits
+    could merge two float64 scores into a tie."""
+    import numpy as np  # here: the CLI imports this module and starts fast
+
+    values = np.asarray(scores, dtype=np.float64)
+    with np.errstate(over="ignore"):  # beyond float32's range: not a float32 value, written as float64
+        single = values.astype(np.float32)
+    exact = single if np.array_equal(single.astype(np.float64), values, equal_nan=True) else values
+    return exact.astype(str).tolist()
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
