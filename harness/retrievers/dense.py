@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from importlib import metadata
@@ -18,12 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from harness import integrity
 from harness.encoders.checkpoint import resolve_path
+from harness.errors import CorruptFileError
 from harness.devices import check_device_name
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
 from harness.runs import Run
+
+log = logging.getLogger(__name__)
 
 
 class DenseRetriever(Retriever):
@@ -65,15 +70,16 @@ class DenseRetriever(Retriever):
                                       "tokenizer_config.json") if (self.path / name).is_file()}}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         record = harness_home() / "model-facts" / f"{digest}.json"
-        try:
-            return json.loads(record.read_text())
-        except (OSError, ValueError):  # absent, or unreadable: read the model again
-            pass
+        if record.exists():
+            try:  # sealed: a record cut short or edited would put wrong settings into the card
+                return integrity.unseal(record.read_text(encoding="utf-8"), record)
+            except (CorruptFileError, OSError, UnicodeDecodeError) as e:
+                log.warning("model facts damaged: %s; reading them off the model again", e)
         model = self._st()
         facts = {"modules": [type(m).__name__ for m in model], "max_seq_length": model.max_seq_length}
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts))
+        tmp.write_text(integrity.seal(facts), encoding="utf-8")
         os.replace(tmp, record)  # whole or absent, never half-written
         return facts
 
