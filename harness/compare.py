@@ -19,7 +19,7 @@ import numpy as np
 from harness import significance
 from harness.errors import HarnessError, ProtocolMismatchError
 from harness.protocol import MISMATCH_MARK, ProtocolCard
-from harness.results import PER_QUERY, RECORD, ResultRecord, load_per_query, load_record
+from harness.results import MANIFEST, PER_QUERY, RECORD, ResultRecord, load_per_query, load_record, result_folders
 
 TIE = 1e-12  # per-query differences this small are float noise: a tie
 # The mark report tables put on forced cross-protocol cells (harness.report.tables); not imported
@@ -35,14 +35,12 @@ class Result:
 def load_results(path: str | Path, role: str = "results") -> list[Result]:
     """A result folder (holding record.json), or every result under a results root."""
     path = Path(path)
-    if (path / RECORD).is_file():
+    if (path / RECORD).is_file() or (path / MANIFEST).is_file():
         return [_load(path)]
     if not path.is_dir():
         raise HarnessError(f"The {role} {path} does not exist. Give a result folder (one holding {RECORD}) or a "
                            f"results root (<root>/<suite>/<dataset>/<retriever>/{RECORD}), e.g. results/.")
-    # The layout ResultStore writes; folders being written or swapped out start with a dot.
-    folders = [p.parent for p in sorted(path.glob(f"*/*/*/{RECORD}"))
-               if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    folders = result_folders(path)  # the layout ResultStore writes
     if not folders:
         raise HarnessError(f"No results under the {role} {path}: expected <suite>/<dataset>/<retriever>/{RECORD} "
                            "below it, or a single result folder. Run `harness run` first, or point to the right folder.")

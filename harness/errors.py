@@ -31,3 +31,17 @@ class ProtocolMismatchError(HarnessError):
 
 class MissingDependencyError(HarnessError):
     """An optional package is not installed: the message names it and the pip extra that brings it."""
+
+
+class CorruptFileError(HarnessError):
+    """A stored file (a cache entry, a result) is cut short, overwritten, or lacks the checksums that
+    would show it whole. Caches are rebuilt; a damaged result is redone by `harness run` and refused
+    by the commands that read results."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path} {reason}")
+
+
+class NonFiniteScoreError(HarnessError):
+    """A retriever gave a score that is not a finite number (NaN, infinity); nothing is stored."""

@@ -8,6 +8,7 @@ whose result already exists is skipped, which is what makes an interrupted grid 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,11 @@ from harness import latency, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import capture, peak_rss_bytes
-from harness.errors import DataError
+from harness.errors import DataError, NonFiniteScoreError
+from harness.hashing import file_sha256
 from harness.metrics import Evaluation, evaluate
 from harness.protocol import ProtocolCard
-from harness.results import ResultRecord, ResultStore, load_record, now, result_key
+from harness.results import ResultRecord, ResultStore, now, result_key
 from harness.runs import Run
 from harness.suite import DatasetSpec, Sample, Suite, load_suite
 
@@ -140,8 +142,8 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
     key = result_key(card, identity)
     folder = store.folder(suite.name, spec.name, unit.retriever, key)
-    if store.exists(suite.name, spec.name, unit.retriever, key) and not force:
-        existing = load_record(folder)
+    existing = None if force else store.existing(folder)  # a damaged folder: a warning, then redone
+    if existing is not None:
         log.info("%s/%s/%s: result exists, skipped (use --force to redo)", suite.name, spec.name, unit.retriever)
         return Outcome(unit, "skipped", folder, existing.metrics, existing.main_metric, existing.ties)
 
@@ -153,6 +155,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     t = time.perf_counter()
     run, candidates = _retrieve(retriever, dataset, spec, first)
     timings["search_s"] = time.perf_counter() - t
+    require_finite(run, f"Retriever {unit.retriever!r} on dataset {spec.name!r} of suite {suite.name!r}")
     queries_per_s = len(dataset.queries) / timings["search_s"] if timings["search_s"] > 0 else None
     run = apply_protocol(run, spec)
     run.name = unit.retriever
@@ -180,6 +183,17 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
 def tie_record(evaluation: Evaluation, order: str) -> dict:
     """What a record keeps of the tie report: the counts, the bounds, and which order was scored."""
     return {"order": order, **evaluation.ties.to_dict()}
+
+
+def require_finite(run: Run, what: str, fix: str = "Find where it comes from (a model's weights, a division by "
+                   "a zero norm), then run it again.") -> None:
+    """A NaN or infinite score ranks its document arbitrarily and would be scored as if it meant
+    something: refuse the run, before anything is stored."""
+    bad = [(q, d, s) for q, ranking in run.items() for d, s in ranking if not math.isfinite(s)]
+    if bad:
+        q, d, s = bad[0]
+        raise NonFiniteScoreError(f"{what} gave {len(bad)} scores that are not finite numbers (the first: {s} for "
+                                  f"query {q!r}, document {d!r}); nothing was stored. {fix}")
 
 
 def _search_depth(spec: DatasetSpec) -> int:
@@ -215,6 +229,7 @@ def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, first) -> tuple[Ru
     else:
         first.index(dataset.corpus.ids, dataset.corpus.joined(spec.text.document_fields, spec.text.separator))
         first_run = first.search(queries.ids, queries.texts, spec.candidates.depth)
+        require_finite(first_run, f"The first-stage retriever {spec.candidates.retriever!r} of dataset {spec.name!r}")
         candidates = {q: [d for d, _ in r] for q, r in first_run.items()}
     return retriever.rerank(queries.ids, queries.texts, candidates), candidates
 
@@ -225,19 +240,18 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
 
     ``ties="rank"`` scores the file in its rank column's order, the one its system gave, instead
     of trec_eval's; that changes the scores, so it is part of the imported system's identity."""
-    import hashlib
-
     suite = load_suite(suite_path)
     spec = suite.dataset(dataset_name)
     run = Run.from_trec(run_path, name=name, ties=ties)  # a bad file or tie order fails before the data loads
     dataset = load_dataset(spec, suite.name)
-    digest = hashlib.sha256(Path(run_path).read_bytes()).hexdigest()
+    digest = file_sha256(run_path)
     # Only the non-default order is named, so imports from before the choice keep their keys.
     params = {"file_sha256": digest, **({"ties": ties} if ties != "trec_eval" else {})}
     identity = {"name": name, "class": "imported", "params": params}
     card = protocol_card(suite, spec, dataset, {"imported": params})
     key = result_key(card, identity)
     store = ResultStore(results)
+    require_finite(run, f"The run file {run_path}", fix="Correct or regenerate the file, then import it again.")
     run = apply_protocol(run, spec)
     evaluation = evaluate(dataset.qrels, run, spec.metrics, spec.main_metric)
     record = ResultRecord(
@@ -247,6 +261,8 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
         timings={}, ties=tie_record(evaluation, ties), environment=capture(), created=now(),
     )
     unit = Unit(str(suite_path), dataset_name, name)
+    if not force:  # a damaged earlier import is named here, then replaced by the write
+        store.existing(store.folder(suite.name, spec.name, name, key))
     try:
         folder = store.write(record, evaluation, run, force=force)
     except FileExistsError as e:

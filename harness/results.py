@@ -4,15 +4,21 @@
         record.json        metrics, protocol card and hashes, retriever, environment, timings
         per_query.parquet  every metric for every judged query
         run.trec.gz        the ranking, re-evaluable without the retriever
+        manifest.json      size and block checksums of the three files above; written last
 
-A folder is assembled under a temporary name and renamed into place, so a folder that exists is
-complete, and an interrupted run leaves nothing that looks like a result.
+A folder is assembled under a temporary name and renamed into place, so an interrupted run leaves
+nothing that looks like a result. A folder is whole when its manifest verifies (harness/integrity.py):
+reading a record or its per-query scores checks the folder first and raises ``DamagedResultError``
+(the path and the fix) for a file cut short or overwritten since, or a folder without a manifest.
+``harness run`` redoes a damaged result; the commands that read results refuse it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import math
 import os
 import shutil
 import uuid
@@ -22,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from harness import protocol
+from harness import integrity, protocol
+from harness.errors import CorruptFileError, NonFiniteScoreError
 from harness.hashing import sha256
 from harness.metrics import Evaluation
 from harness.protocol import ProtocolCard
@@ -31,6 +38,25 @@ from harness.runs import Run
 RECORD = "record.json"
 PER_QUERY = "per_query.parquet"
 RUN = "run.trec.gz"
+MANIFEST = "manifest.json"
+FILES = (RECORD, PER_QUERY, RUN)
+
+log = logging.getLogger(__name__)
+
+
+class DamagedResultError(CorruptFileError):
+    """A result folder whose files do not match its manifest: one paragraph with the path and the fix."""
+
+    def __init__(self, folder: Path, cause: CorruptFileError):
+        self.folder, self.cause = folder, cause
+        what = f"{Path(cause.path).name} {cause.reason}" if Path(cause.path).parent == folder else str(cause)
+        super().__init__(folder, f"is damaged: {what}")
+        self.args = (f"The result folder {folder} is damaged: {what}. Its numbers cannot be trusted, so nothing "
+                     "was read from it. Redo it with `harness run` (which replaces a damaged result; `harness "
+                     "import --force` for an imported run), or delete the folder.",)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class ResultRecord(BaseModel):
@@ -85,12 +111,25 @@ class ResultStore:
         return self.root / suite / dataset / f"{safe}-{key[:12]}"
 
     def exists(self, suite: str, dataset: str, name: str, key: str) -> bool:
-        return (self.folder(suite, dataset, name, key) / RECORD).is_file()
+        """True when the result's folder is whole; a damaged one counts as absent."""
+        return _whole(self.folder(suite, dataset, name, key))
+
+    def existing(self, folder: Path) -> ResultRecord | None:
+        """The record of the whole result at ``folder``; None when there is none, or when it is
+        damaged, which is logged as a warning (the caller redoes it)."""
+        if not folder.exists():
+            return None
+        try:
+            return load_record(folder)
+        except DamagedResultError as e:
+            log.warning("result folder damaged: %s; redoing it", e.cause)
+            return None
 
     def write(self, record: ResultRecord, evaluation: Evaluation, run: Run, force: bool = False) -> Path:
         final = self.folder(record.suite, record.dataset, record.label, record.key)
-        if (final / RECORD).is_file() and not force:
+        if _whole(final) and not force:
             raise FileExistsError(final)
+        _require_finite(record, evaluation, final)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -98,7 +137,8 @@ class ResultStore:
             run.to_trec(tmp / RUN)
             evaluation.to_frame().to_parquet(tmp / PER_QUERY, index=False)
             (tmp / RECORD).write_text(record.model_dump_json(indent=2), encoding="utf-8")
-            if final.exists():  # forced: swap the old folder out, then delete it
+            integrity.write_manifest(tmp / MANIFEST, {"key": record.key}, FILES)
+            if final.exists():  # forced, or damaged: swap the old folder out, then delete it
                 trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
                 os.replace(final, trash)
                 os.replace(tmp, final)
@@ -111,17 +151,56 @@ class ResultStore:
         return final
 
     def records(self) -> Iterator[tuple[Path, ResultRecord]]:
-        for path in sorted(self.root.glob(f"*/*/*/{RECORD}")):
-            if any(part.startswith(".") for part in path.relative_to(self.root).parts):
-                continue
-            yield path.parent, load_record(path.parent)
+        """Every result under the root; ``DamagedResultError`` stops at the first damaged one."""
+        for folder in result_folders(self.root):
+            yield folder, load_record(folder)
+
+
+def result_folders(root: str | Path) -> list[Path]:
+    """Folders ``<suite>/<dataset>/<retriever>`` under ``root`` holding a record or a manifest (so a
+    folder that lost either is still found, and refused); folders being written or swapped out
+    start with a dot."""
+    root = Path(root)
+    found = {p.parent for name in (RECORD, MANIFEST) for p in root.glob(f"*/*/*/{name}")}
+    return sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(root).parts))
+
+
+def verify_result(folder: str | Path) -> None:
+    """``DamagedResultError`` unless every file of the result folder matches its manifest."""
+    folder = Path(folder)
+    try:
+        integrity.read_manifest(folder / MANIFEST, FILES)
+    except CorruptFileError as e:
+        raise DamagedResultError(folder, e) from None
 
 
 def load_record(folder: str | Path) -> ResultRecord:
+    verify_result(folder)
     return ResultRecord.model_validate(json.loads((Path(folder) / RECORD).read_text(encoding="utf-8")))
 
 
 def load_per_query(folder: str | Path):
     import pandas as pd
 
+    verify_result(folder)
     return pd.read_parquet(Path(folder) / PER_QUERY)
+
+
+def _whole(folder: Path) -> bool:
+    try:
+        verify_result(folder)
+        return True
+    except DamagedResultError:
+        return False
+
+
+def _require_finite(record: ResultRecord, evaluation: Evaluation, folder: Path) -> None:
+    """A NaN or infinite metric is never stored (JSON would carry it as null, or not at all)."""
+    bad = {m: v for m, v in record.metrics.items() if not math.isfinite(v)}
+    bad |= {f"{m} of query {q}": v for m, scores in evaluation.per_query.items() for q, v in scores.items()
+            if not math.isfinite(v)}
+    if bad:
+        name, value = next(iter(bad.items()))
+        raise NonFiniteScoreError(f"The result for {folder} has {len(bad)} metric values that are not finite "
+                                  f"numbers ({name} = {value}); nothing was stored. A metric is NaN only when "
+                                  "the run or the judgments it was given are: check the retriever's scores.")

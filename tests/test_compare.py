@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from harness import integrity
 from harness.compare import compare_results, load_results, match_results
 from harness.errors import HarnessError, ProtocolMismatchError
 from harness.metrics import Evaluation
@@ -125,11 +126,14 @@ def test_bad_input_names_the_path_and_the_fix(tmp_path):
                                            r"recall@100\. Choose one of those with --metric"):
         compare_results(folder, folder, metric="mrr@10")
     (folder / "per_query.parquet").unlink()
-    with pytest.raises(HarnessError, match="has no per_query.parquet"):
+    with pytest.raises(HarnessError, match=r"bm25-\w+ is damaged: per_query\.parquet is missing\. .*Redo it with "
+                                           r"`harness run`"):
         compare_results(folder, folder)
-    (folder / "record.json").write_text("{}")
+    other = write_result(tmp_path / "b", "bm25", baseline_scores())
+    (other / "record.json").write_text("{}")  # another schema, with checksums that match it
+    integrity.write_manifest(other / "manifest.json", {}, ["record.json", "per_query.parquet", "run.trec.gz"])
     with pytest.raises(HarnessError, match=r"record\.json is not a valid result record"):
-        load_results(folder, "baseline")
+        load_results(other, "baseline")
 
 
 def test_pairs_keep_the_order_of_datasets(tmp_path):

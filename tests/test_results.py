@@ -21,7 +21,11 @@ def test_write_creates_a_complete_folder(tmp_path):
     record = make_record("bm25", "scifact", evaluation.mean["ndcg@10"])
     folder = store.write(record, evaluation, RUN)
     assert folder == tmp_path / "beir" / "scifact" / f"bm25-{record.key[:12]}"
-    assert sorted(p.name for p in folder.iterdir()) == ["per_query.parquet", "record.json", "run.trec.gz"]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "per_query.parquet", "record.json",
+                                                        "run.trec.gz"]
+    listed = json.loads((folder / "manifest.json").read_text())["files"]
+    assert {name: entry["bytes"] for name, entry in listed.items()} == {
+        name: (folder / name).stat().st_size for name in ("per_query.parquet", "record.json", "run.trec.gz")}
     assert load_record(folder) == record
     assert json.loads((folder / "record.json").read_text())["protocol_hash"] == record.protocol_hash
     per_query = load_per_query(folder)

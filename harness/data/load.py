@@ -8,7 +8,7 @@ import random
 from harness.data import checks, store
 from harness.data.model import Corpus, Dataset, Qrels, Queries
 from harness.data.sources import RawData, get_source
-from harness.errors import DataError
+from harness.errors import CorruptFileError, DataError
 from harness.suite import DatasetSpec, Sample
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,11 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     source = get_source(spec.source.kind)
     revision = source.revision(spec.source)
     path = store.entry_dir(spec.source.kind, spec.source.id, revision)
-    raw = store.read(path)
+    try:
+        raw = store.read(path)
+    except CorruptFileError as e:  # rebuilt from the source below; store.write replaces it
+        log.warning("dataset cache damaged: %s; reading %s %s again into %s", e, spec.source.kind, spec.source.id, path)
+        raw = None
     if raw is None:
         log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
         raw = source.read(spec.source, where)

@@ -2,14 +2,15 @@
 the libraries that parsed it.
 
 A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files (and
-``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json``. It is
-written under a temporary name and renamed into place, so an entry that exists is complete; a
-crash leaves only a temporary folder, which the next write replaces.
+``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json`` holding the
+checksums of every file (harness/integrity.py). It is written under a temporary name and renamed
+into place; a crash leaves only a temporary folder, which the next write replaces. ``read``
+verifies the files before Parquet sees them, so an entry cut short or overwritten later is
+reported (``CorruptFileError``) and read from the source again, never half-used.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,12 +20,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import integrity
 from harness.data.sources import PARSERS, RawData
 from harness.environment import versions
-from harness.paths import dataset_cache_dir
+from harness.errors import CorruptFileError
 from harness.hashing import sha256
+from harness.paths import dataset_cache_dir
 
 FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TABLES = ("documents.parquet", "queries.parquet", "judgments.parquet")
 
 
 def parsed_by(kind: str) -> dict[str, str | None]:
@@ -40,8 +45,10 @@ def entry_dir(kind: str, source_id: str, revision: dict) -> Path:
 
 
 def read(path: Path) -> RawData | None:
-    if not (path / "manifest.json").is_file():
+    """The entry at ``path``; None when there is none, ``CorruptFileError`` when it is damaged."""
+    if not path.exists():
         return None
+    integrity.read_manifest(path / MANIFEST, TABLES)
     docs = pq.read_table(path / "documents.parquet").to_pydict()
     queries = pq.read_table(path / "queries.parquet").to_pydict()
     judg = pq.read_table(path / "judgments.parquet").to_pydict()
@@ -85,13 +92,22 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
                               "rank": pa.array(cr, type=pa.int32())})
             pq.write_table(table, tmp / "candidates.parquet")
         counts = {"documents": len(raw.documents), "queries": len(raw.queries), "judgments": len(raw.judgments)}
-        (tmp / "manifest.json").write_text(json.dumps({**manifest, "counts": counts}, indent=2, sort_keys=True))
-        if (path / "manifest.json").is_file():  # another process finished first: as good as ours
+        files = [*TABLES, *(["candidates.parquet"] if raw.candidates is not None else [])]
+        integrity.write_manifest(tmp / MANIFEST, {**manifest, "counts": counts}, files)
+        if _whole(path):  # another process finished first: as good as ours
             shutil.rmtree(tmp)
             return
-        if path.exists():  # an incomplete entry (no manifest) is never read; replace it
+        if path.exists():  # a damaged entry is never read; replace it
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _whole(path: Path) -> bool:
+    try:
+        integrity.read_manifest(path / MANIFEST, TABLES)
+        return True
+    except CorruptFileError:
+        return False

@@ -11,11 +11,16 @@ encoder, and cached beside it under (document key, dim, codec settings): a sweep
 kinds encodes the documents once, and residual kinds that differ only in bits cluster once (a
 new one takes the centroids and centroid ids of a cached sibling). Its counters are
 ``compressed_misses`` / ``compressed_hits``.
+
+A cached store is verified against its manifest's checksums each time it is opened; one that fails
+(cut short, overwritten, written before checksums) is logged as a warning naming the file, counted
+as a miss and rebuilt in place, so its numbers never reach a result.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +29,7 @@ import numpy as np
 
 from harness import protocol
 from harness.environment import versions
+from harness.errors import CorruptFileError
 from harness.hashing import sha256
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import RESIDUAL_BITS, ResidualCodec
@@ -33,6 +39,8 @@ from harness.paths import harness_home
 # The libraries every encoder reads texts and weights through; a retriever names its own others
 # (sentence-transformers for the dense baseline) under ``libraries`` in its key.
 ENCODING_LIBRARIES = ("transformers", "tokenizers")
+
+log = logging.getLogger(__name__)
 
 # Per-process counters, reported by the CLI: how many stores were encoded and how many reused.
 STATS: Counter[str] = Counter()
@@ -61,16 +69,22 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
                   dtype: str = "float16") -> tuple[TokenStore, bool]:
     """The cached store for ``key``, or a new one from ``build(make_writer)``; True when cached."""
     path = store_path(key)
-    return _cached(path, TokenStore.open, "", lambda: build(
+    return _cached(path, TokenStore.load, "", lambda: build(
         lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype, manifest=stored_key(key))))
 
 
-def _cached(path: Path, open_store: Callable, counter: str, build: Callable):
-    """The store at ``path`` if complete (counted as a hit), else ``build()`` (a miss)."""
-    store = open_store(path)
-    if store is not None:
-        STATS[counter + "hits"] += 1
-        return store, True
+def _cached(path: Path, load_store: Callable, counter: str, build: Callable):
+    """The store at ``path`` if whole (counted as a hit), else ``build()`` (a miss), which replaces
+    a damaged one."""
+    if path.exists():
+        try:
+            store = load_store(path)
+        except CorruptFileError as e:
+            kind = "compressed store" if counter else "vector cache"
+            log.warning("%s damaged: %s; rebuilding %s", kind, e, path)
+        else:
+            STATS[counter + "hits"] += 1
+            return store, True
     STATS[counter + "misses"] += 1
     return build(), False
 
@@ -84,7 +98,7 @@ def open_or_build_compressed(document_key: dict, source: TokenStore, dim: int, c
     ``codec``, built from ``source`` on a miss; True when cached."""
     key = compressed_key(document_key, dim, codec.settings())
     path = store_path(key)
-    return _cached(path, CompressedStore.open, "compressed_", lambda: CompressedStore.build(
+    return _cached(path, CompressedStore.load, "compressed_", lambda: CompressedStore.build(
         path, source, dim, codec, manifest=stored_key(key), clustering=_clustered_sibling(document_key, dim, codec)))
 
 

@@ -3,12 +3,14 @@
     <folder>/<array>.bin    raw arrays, no header: the codec's per-token arrays (int8: codes,
                             scales; residual: centroid_ids, residuals), its tables (centroids,
                             bucket_cutoffs, bucket_weights) and offsets (int64, n_docs + 1)
-    <folder>/manifest.json  codec settings, dtype and shape of every array, seconds; written last
+    <folder>/manifest.json  codec settings, dtype and shape of every array, seconds, checksums of
+                            every array file; written last
 
 It is derived from a float16 (or float32) ``TokenStore`` without encoding anything: vectors are cut
 to their first ``dim`` components and re-normalised, then compressed, a chunk at a time. As with
-token stores, a store is complete only when its manifest exists and every file has the size the
-manifest states; it is written under a temporary name and renamed into place. The files hold no
+token stores, a store is whole only when its sealed manifest exists and every file has the size and
+block checksums it records (harness/integrity.py); it is written under a temporary name and
+renamed into place. The files hold no
 headers, so the bytes on disk are exactly ``nbytes()``.
 
 Residual stores that differ only in bits per dimension share their clustering (k-means centroids and
@@ -19,7 +21,6 @@ recomputing them, bit for bit the same, and records the sibling's clustering sec
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import integrity
+from harness.errors import CorruptFileError
 from harness.index.compression import Int8Codec, ResidualCodec
 from harness.index.token_store import TokenStore
 
@@ -115,23 +118,34 @@ class CompressedStore:
 
     @classmethod
     def open(cls, path: str | Path) -> CompressedStore | None:
-        """The store at ``path`` if it is complete, else None."""
-        path = Path(path)
+        """The store at ``path`` if it is whole, else None."""
         try:
-            manifest = json.loads((path / MANIFEST).read_text())
+            return cls.load(path)
+        except CorruptFileError:
+            return None
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompressedStore:
+        """The store at ``path``; ``CorruptFileError`` names the file and what is wrong when it is
+        absent, unfinished, damaged or without checksums."""
+        path = Path(path)
+        manifest = integrity.read_manifest(path / MANIFEST)
+        try:
             arrays = {}
             for name, spec in manifest["arrays"].items():
                 dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
                 file = path / f"{name}.bin"
+                if name + ".bin" not in manifest[integrity.FILES]:
+                    raise CorruptFileError(path / MANIFEST, f"lists no checksum for {file.name}")
                 if file.stat().st_size != dtype.itemsize * int(np.prod(shape)):
-                    return None
+                    raise CorruptFileError(file, f"does not hold {shape} {dtype.name} values")
                 arrays[name] = (np.memmap(file, dtype=dtype, mode="r", shape=shape) if np.prod(shape)
                                 else np.zeros(shape, dtype))
             store = cls(path, manifest, arrays)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CorruptFileError(path, f"cannot be read ({type(e).__name__}: {e})") from None
         if store.n_docs != manifest["n_docs"] or int(store.offsets[-1]) != store.n_tokens:
-            return None
+            raise CorruptFileError(path / "offsets.bin", f"does not fit {manifest['n_docs']} documents")
         return store
 
     @classmethod
@@ -197,14 +211,15 @@ class CompressedStore:
                     "clustering_s": clustering_s,
                     "clustering_from": clustering.manifest["storage"] if shared else None,
                     "build_s": time.perf_counter() - start}
-            (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True))
-            if path.exists():  # an incomplete leftover, or a store another process just finished
-                if cls.open(path) is not None:
+            integrity.write_manifest(tmp / MANIFEST, full, [f"{name}.bin" for name in arrays])
+            if path.exists():  # a damaged leftover, or a store another process just finished
+                existing = cls.open(path)
+                if existing is not None:
                     shutil.rmtree(tmp)
-                    return cls.open(path)
+                    return existing
                 shutil.rmtree(path)
             os.replace(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return cls.open(path)
+        return cls.load(path)

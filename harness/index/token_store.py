@@ -2,17 +2,17 @@
 
     <folder>/vectors.bin    (n_tokens, dim) row-major, float16 (or float32)
     <folder>/offsets.npy    int64, n_docs + 1: document i owns rows offsets[i]:offsets[i+1]
-    <folder>/manifest.json  shape, dtype, key fields; written last
+    <folder>/manifest.json  shape, dtype, key fields, checksums of both files; written last
 
 Offsets are fixed before any vector is written, so documents can be encoded in any order (length-
-sorted batches) and written straight into their rows. A store is complete only when its manifest
-exists and the vector file has exactly the size the manifest states; anything else is rebuilt.
+sorted batches) and written straight into their rows. A store is whole only when its manifest
+exists, is sealed, and both files have the sizes and block checksums it records
+(harness/integrity.py); ``load`` says what is wrong with any other, and the cache rebuilds it.
 A single-vector (dense) index is a store with one row per document.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harness import integrity
+from harness.errors import CorruptFileError
 
 VECTORS, OFFSETS, MANIFEST = "vectors.bin", "offsets.npy", "manifest.json"
 _datasync = getattr(os, "fdatasync", os.fsync)  # data, not metadata: macOS has only fsync
@@ -54,19 +57,30 @@ class TokenStore:
 
     @classmethod
     def open(cls, path: str | Path) -> TokenStore | None:
-        """The store at ``path`` if it is complete, else None."""
-        path = Path(path)
+        """The store at ``path`` if it is whole, else None."""
         try:
-            manifest = json.loads((path / MANIFEST).read_text())
+            return cls.load(path)
+        except CorruptFileError:
+            return None
+
+    @classmethod
+    def load(cls, path: str | Path, verify: bool = True) -> TokenStore:
+        """The store at ``path``; ``CorruptFileError`` names the file and what is wrong when it is
+        absent, unfinished, damaged or without checksums. ``verify=False`` skips reading the files
+        back (only for a store this process has just written and checksummed)."""
+        path = Path(path)
+        manifest = (integrity.read_manifest(path / MANIFEST, [VECTORS, OFFSETS]) if verify
+                    else integrity.unseal((path / MANIFEST).read_text(encoding="utf-8"), path / MANIFEST))
+        try:
             dtype = np.dtype(manifest["dtype"])
             n_tokens, dim = manifest["n_tokens"], manifest["dim"]
-            if (path / VECTORS).stat().st_size != n_tokens * dim * dtype.itemsize:
-                return None
             offsets = np.load(path / OFFSETS)
-        except (OSError, ValueError, KeyError):
-            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CorruptFileError(path, f"cannot be read ({type(e).__name__}: {e})") from None
+        if (path / VECTORS).stat().st_size != n_tokens * dim * dtype.itemsize:
+            raise CorruptFileError(path / VECTORS, f"does not hold {n_tokens} x {dim} {dtype.name} values")
         if len(offsets) != manifest["n_docs"] + 1 or int(offsets[-1]) != n_tokens:
-            return None
+            raise CorruptFileError(path / OFFSETS, f"does not fit {manifest['n_docs']} documents of {n_tokens} rows")
         vectors = np.memmap(path / VECTORS, dtype=dtype, mode="r", shape=(n_tokens, dim)) if n_tokens else np.zeros((0, dim), dtype)
         return cls(path, vectors, offsets, manifest)
 
@@ -157,14 +171,16 @@ class TokenStoreWriter:
         np.save(self.tmp / OFFSETS, offsets)
         manifest = {**self.extra, "n_docs": self.n_docs, "n_tokens": int(offsets[-1]),
                     "dim": self.dim, "dtype": self.dtype.name}
-        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if self.path.exists():  # an incomplete leftover, or a store another process just finished
-            if TokenStore.open(self.path) is not None:
+        # Checksummed from the file as written and synced: one read back, from the OS cache.
+        integrity.write_manifest(self.tmp / MANIFEST, manifest, [VECTORS, OFFSETS])
+        if self.path.exists():  # a damaged leftover, or a store another process just finished
+            existing = TokenStore.open(self.path)
+            if existing is not None:
                 shutil.rmtree(self.tmp)
-                return TokenStore.open(self.path)
+                return existing
             shutil.rmtree(self.path)
         os.replace(self.tmp, self.path)
-        return TokenStore.open(self.path)
+        return TokenStore.load(self.path, verify=False)
 
     def abort(self) -> None:
         self._file.close()

@@ -10,21 +10,25 @@ sentence-transformers (seconds) or loading the model.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import time
 from typing import Any
 
 import numpy as np
 
+from harness import integrity
 from harness.devices import check_device_name
 from harness.encoders.checkpoint import model_identity, resolve_path
 from harness.environment import versions
+from harness.errors import CorruptFileError
 from harness.hashing import sha256
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
 from harness.runs import Run
+
+log = logging.getLogger(__name__)
 
 
 class DenseRetriever(Retriever):
@@ -65,15 +69,16 @@ class DenseRetriever(Retriever):
         key = {"model": self._identity(), "max_length": self.max_length,
                "libraries": versions("sentence-transformers")}
         record = harness_home() / "model-facts" / f"{sha256(key)}.json"
-        try:
-            return json.loads(record.read_text())
-        except (OSError, ValueError):  # absent, or unreadable: read the model again
-            pass
+        if record.exists():
+            try:  # sealed: a record cut short or edited would put wrong settings into the card
+                return integrity.unseal(record.read_text(encoding="utf-8"), record)
+            except (CorruptFileError, OSError, UnicodeDecodeError) as e:
+                log.warning("model facts damaged: %s; reading them off the model again", e)
         model = self._st()
         facts = {"modules": [type(m).__name__ for m in model], "max_seq_length": model.max_seq_length}
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts))
+        tmp.write_text(integrity.seal(facts), encoding="utf-8")
         os.replace(tmp, record)  # whole or absent, never half-written
         return facts
 

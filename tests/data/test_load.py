@@ -8,7 +8,7 @@ import pytest
 from harness.data import store
 from harness.data.load import load_dataset
 from harness.data.sources import irds
-from harness.errors import DataError, UnknownNameError
+from harness.errors import CorruptFileError, DataError, UnknownNameError
 from harness.suite import load_suite
 
 from tests.conftest import SCIFACT_SUITE
@@ -63,7 +63,8 @@ def test_half_written_cache_entry_is_ignored_and_rebuilt(offline, tmp_path, monk
     entry = store.entry_dir("ir_datasets", "beir/scifact/test", irds.revision("beir/scifact/test"))
     entry.mkdir(parents=True)
     (entry / "documents.parquet").write_bytes(b"truncated")  # no manifest: an interrupted write
-    assert store.read(entry) is None
+    with pytest.raises(CorruptFileError, match=r"manifest\.json is missing"):
+        store.read(entry)
     assert len(load_dataset(scifact_spec(), "beir").corpus) == 5183
     assert (entry / "manifest.json").is_file()
     assert len(store.read(entry).documents) == 5183

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from harness import protocol
+from harness.errors import CorruptFileError
 from harness.index import cache
 from harness.index.token_store import TokenStore, TokenStoreWriter
 
@@ -50,6 +51,27 @@ def test_incomplete_or_damaged_stores_are_never_opened(tmp_path):
     assert TokenStore.open(tmp_path / "s") is None
     with pytest.raises(ValueError, match=r"document 0: expected \(2, 8\) rows, got \(3, 8\)"):
         TokenStoreWriter(tmp_path / "t", [2], dim=8).write(0, np.zeros((3, 8)))
+
+
+def test_overwritten_or_unsealed_stores_are_refused_by_name(tmp_path):
+    vectors = docs()
+    writer = TokenStoreWriter(tmp_path / "s", [len(v) for v in vectors], dim=8)
+    for i, v in enumerate(vectors):
+        writer.write(i, v)
+    writer.finish()
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["offsets.npy", "vectors.bin"]
+    data = bytearray((tmp_path / "s" / "vectors.bin").read_bytes())
+    data[5:9] = b"\x00\x7c\x00\x7c"  # two float16 infinities in place of the first document's values
+    (tmp_path / "s" / "vectors.bin").write_bytes(bytes(data))
+    assert TokenStore.open(tmp_path / "s") is None
+    with pytest.raises(CorruptFileError, match=r"vectors\.bin block 0 of 1 \(bytes 0-\d+\) does not match its checksum"):
+        TokenStore.load(tmp_path / "s")
+    # A store from before checksums (a manifest without them) is incomplete: it is encoded again.
+    old = {k: v for k, v in manifest.items() if k not in ("files", "sealed_crc32")}
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(CorruptFileError, match=r"manifest\.json has no checksum \(written before checksums"):
+        TokenStore.load(tmp_path / "s")
 
 
 def test_rebuild_replaces_a_damaged_store(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import integrity
 from harness.errors import UnknownNameError
 from harness.pipeline import Unit, execute
 from harness.results import load_record
@@ -33,7 +34,7 @@ def test_settings_come_from_the_model_once_then_from_their_record(tmp_path):
     again = DenseRetriever(MODEL)
     assert again.settings() == settings and again._model is None  # a re-run does not load the model
     records = list((tmp_path / "home" / "model-facts").glob("*.json"))
-    assert len(records) == 1 and json.loads(records[0].read_text()) == {
+    assert len(records) == 1 and integrity.unseal(records[0].read_text(), records[0]) == {
         "modules": ["Transformer", "Pooling", "Normalize"], "max_seq_length": 256}
     # Another length asked for is another record, read off the model again.
     short = DenseRetriever(MODEL)
