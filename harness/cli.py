@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -24,6 +24,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Evaluate and benchmark late-interaction retrievers.")
 console = Console()
 err_console = Console(stderr=True)
+
+def _probability(value: float) -> float:
+    """A significance level: strictly between 0 and 1 (typer's ranges are closed)."""
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"{value:g} is not a probability strictly between 0 and 1 (e.g. 0.05)")
+    return value
+
 
 SuiteArg = Annotated[Path, typer.Argument(help="Suite file, e.g. suites/beir.yaml")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder")]
@@ -83,9 +90,9 @@ def run(
     retriever: Annotated[Optional[list[str]], typer.Option("--retriever", "-r", help="Retriever name or module:Class (repeatable); default: the suite's")] = None,
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
-    max_queries: Annotated[Optional[int], typer.Option("--max-queries", help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
-    max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
-    latency_queries: Annotated[int, typer.Option("--latency-queries", help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
+    max_queries: Annotated[Optional[int], typer.Option("--max-queries", min=1, help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
+    max_documents: Annotated[Optional[int], typer.Option("--max-documents", min=1, help="Smoke run: judged documents plus random others up to this many")] = None,
+    latency_queries: Annotated[int, typer.Option("--latency-queries", min=0, help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
 ):
@@ -189,8 +196,8 @@ def report(
     metric: Annotated[Optional[str], typer.Option("--metric", help="Tabulate this metric instead of each dataset's main one")] = None,
     force: Annotated[bool, typer.Option("--force", help="Tabulate results of different protocols, marked")] = False,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="Mark cells significantly better/worse than this row (paired randomization test, Holm per table)")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate of the significance marks")] = 0.05,
-    permutations: Annotated[int, typer.Option("--permutations", help="Randomization-test assignments per cell")] = 10_000,
+    alpha: Annotated[float, typer.Option("--alpha", callback=_probability, help="Family-wise error rate of the significance marks")] = 0.05,
+    permutations: Annotated[int, typer.Option("--permutations", min=1, help="Randomization-test assignments per cell")] = 10_000,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the plots (always with html)")] = True,
 ):
     """Tables of retrievers x datasets, plots and one HTML page from stored results, under reports/."""
@@ -209,7 +216,7 @@ def report(
         console.print(markdown.read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
 
 
-ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and randomization assignments")]
+ResamplesOpt = Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples and randomization assignments")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the resampling")]
 
 
@@ -218,7 +225,7 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="Baseline: a result folder or a results root")],
     candidate: Annotated[Path, typer.Argument(help="Candidate: a result folder or a results root")],
     metric: Annotated[Optional[str], typer.Option("--metric", help="Compare this metric instead of each dataset's main one")] = None,
-    top: Annotated[int, typer.Option("--top", help="How many of the most changed queries to list per dataset")] = 10,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many of the most changed queries to list per dataset")] = 10,
     resamples: ResamplesOpt = 10_000,
     seed: SeedOpt = 0,
     force: Annotated[bool, typer.Option("--force", help="Compare results of different protocols, marked")] = False,
@@ -247,8 +254,8 @@ def regress(
     candidate_results: Annotated[Path, typer.Option("--candidate-results", help="With --candidate-model: where its results go")] = Path("results-candidate"),
     suite: Annotated[Optional[Path], typer.Option("--suite", help="With --candidate-model: the baseline's suite file (default: found by name under --suites)")] = None,
     suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of suite files")] = Path("suites"),
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest acceptable drop of the metric (absolute)")] = 0.005,
-    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise significance level (Holm-Bonferroni over datasets)")] = 0.05,
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0.0, help="Largest acceptable drop of the metric (absolute)")] = 0.005,
+    alpha: Annotated[float, typer.Option("--alpha", callback=_probability, help="Family-wise significance level (Holm-Bonferroni over datasets)")] = 0.05,
     metric: Annotated[Optional[str], typer.Option("--metric", help="Gate this metric instead of each dataset's main one")] = None,
     resamples: ResamplesOpt = 10_000,
     seed: SeedOpt = 0,
@@ -293,6 +300,33 @@ def regress(
         sys.exit(1)  # main() discards typer's return code, so exit here: 1 means "regressed"
 
 
+def _usage_error_classes() -> tuple[type[Exception], ...]:
+    """The exceptions that mean "the command line is wrong". typer >= 0.2x vendors click and
+    raises its own classes (derived from ``typer.TyperException``); older typer raises click's."""
+    classes: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        classes.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:  # typer that vendors click does not install it
+        pass
+    else:
+        classes.append(click.ClickException)
+    return tuple(classes)
+
+
+def _usage_paragraph(error: Exception, argv: list[str]) -> str:
+    """One paragraph: click's message and where the options of that command are listed."""
+    message = error.format_message().strip().rstrip(".")
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else None
+    if path is None:  # an option's missing value is raised before the command's context exists
+        commands = typer.main.get_command(app).commands
+        path = "harness" + next((f" {a}" for a in argv if a in commands), "")
+    what = "the commands" if path == "harness" else "its options and arguments"
+    return f"{message}. `{path} --help` lists {what}."
+
+
 def main(argv: list[str] | None = None) -> None:
     verbose = bool(os.environ.get("HARNESS_VERBOSE"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -301,14 +335,21 @@ def main(argv: list[str] | None = None) -> None:
         # ir_datasets and bm25s set their own loggers to INFO/DEBUG when they create them, so a
         # level set here would be overridden; warnings (such as counted drops) still show.
         logging.disable(logging.INFO)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except _usage_error_classes() as e:
+        # Every mistake on the command line: one paragraph, no traceback, status 2 (as a
+        # HarnessError). `harness` alone has already printed the help; it adds nothing.
+        if e.format_message().strip():
+            err_console.print(f"[bold red]error:[/] {escape(_usage_paragraph(e, argv))}", highlight=False,
+                              soft_wrap=True)
+        sys.exit(2)
+    if isinstance(code, int) and code:  # typer.Exit(code) raised inside a command
+        sys.exit(code)

@@ -31,3 +31,8 @@ class ProtocolMismatchError(HarnessError):
 
 class MissingDependencyError(HarnessError):
     """An optional package is not installed: the message names it and the pip extra that brings it."""
+
+
+class ParameterError(HarnessError):
+    """A value outside its valid range (a command option, a retriever parameter): the message names
+    the field and the range."""
