@@ -161,7 +161,8 @@ def evaluate(
         raise HarnessError("Give the judgments: --qrels FILE, or --suite FILE with --dataset NAME.")
     result = score(judgments, run_, metrics)
     if as_json:
-        console.print_json(json.dumps({"metrics": result.mean, "n_queries": len(result.query_ids)}))
+        console.print_json(json.dumps({"metrics": result.mean, "n_queries": len(result.query_ids),
+                                       "unjudged_queries": result.unjudged_queries}))
         return
     table = Table(title=f"{run_file} ({len(result.query_ids)} judged queries)", title_justify="left")
     table.add_column("metric")
@@ -169,6 +170,13 @@ def evaluate(
     for name, value in result.mean.items():
         table.add_row(name, f"{value:.4f}")
     console.print(table)
+    _note_unjudged(result.unjudged_queries)
+
+
+def _note_unjudged(count: int) -> None:
+    """Run queries without judgments are legal (another split's, a larger query set) but worth a line."""
+    if count:
+        console.print(f"note: {count} queries of the run have no judgments; they are not scored", highlight=False)
 
 
 @app.command("import")
@@ -186,6 +194,7 @@ def import_(
     outcome = import_run(run_file, suite, dataset, name, results, force=force)
     console.print(f"{outcome.status:>7}  {dataset} {name} {outcome.main_metric}="
                   f"{outcome.metrics[outcome.main_metric]:.4f}  {outcome.folder}")
+    _note_unjudged(outcome.unjudged_queries)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 from harness.data.model import Qrels
-from harness.errors import UnknownNameError
+from harness.errors import DataError, UnknownNameError
 from harness.runs import Run
 
 # Metric families and whether they need a cut-off (``name@k``).
@@ -38,6 +38,7 @@ class Evaluation:
     metrics: list[str]
     per_query: dict[str, dict[str, float]]  # metric -> query id -> score
     mean: dict[str, float]
+    unjudged_queries: int = 0  # queries of the run that have no judgments: not scored, counted
 
     @property
     def query_ids(self) -> list[str]:
@@ -52,9 +53,12 @@ class Evaluation:
 
 
 def evaluate(qrels: Qrels, run: Run, metrics: list[str]) -> Evaluation:
-    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are ignored."""
+    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are
+    counted, not scored. A run that ranks nothing for any judged query is an error: its scores
+    would be a silent 0."""
     for name in metrics:
         parse_metric(name)
+    _require_judged_rankings(qrels, run)
     names = [m.strip().lower() for m in metrics]
     import ranx  # lazy: numba start-up
 
@@ -72,7 +76,28 @@ def evaluate(qrels: Qrels, run: Run, metrics: list[str]) -> Evaluation:
         ranx.evaluate(ranx_qrels, ranx_run, names, make_comparable=True)
     per_query = {m: {q: _clean(ranx_run.scores[m].get(q, 0.0)) for q in judged} for m in names}
     mean = {m: (sum(v.values()) / len(v) if v else 0.0) for m, v in per_query.items()}
-    return Evaluation(metrics=names, per_query=per_query, mean=mean)
+    return Evaluation(metrics=names, per_query=per_query, mean=mean,
+                      unjudged_queries=sum(q not in qrels for q in run))
+
+
+def _require_judged_rankings(qrels: Qrels, run: Run) -> None:
+    if not qrels:
+        raise DataError("The judgments are empty: there is nothing to score the run against.")
+    if any(run[q] for q in run if q in qrels):
+        return
+    if not run:
+        raise DataError(f"Run {run.name!r} holds no queries; there is nothing to score.")
+    if any(q in qrels for q in run):
+        raise DataError(f"Run {run.name!r} ranks no document for any of its judged queries; every score "
+                        "would be 0. Check the retriever or the run file.")
+    raise DataError(
+        f"None of the {len(run)} queries of run {run.name!r} has judgments (the run has ids such as "
+        f"{_examples(run)}; the judgments {_examples(qrels)}), so every score would be 0. The run and the "
+        "judgments are of different datasets or splits, or write the query ids differently.")
+
+
+def _examples(ids, n: int = 3) -> str:
+    return ", ".join(repr(q) for q in sorted(ids)[:n])
 
 
 def _clean(value) -> float:

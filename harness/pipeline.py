@@ -51,6 +51,7 @@ class Outcome:
     folder: Path
     metrics: dict[str, float]
     main_metric: str
+    unjudged_queries: int = 0  # run queries without judgments (imported runs), not scored
 
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
@@ -219,13 +220,14 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
 
     suite = load_suite(suite_path)
     spec = suite.dataset(dataset_name)
+    imported = Run.from_trec(run_path, name=name)  # a file that does not parse fails before any loading
     dataset = load_dataset(spec, suite.name)
     digest = hashlib.sha256(Path(run_path).read_bytes()).hexdigest()
     identity = {"name": name, "class": "imported", "params": {"file_sha256": digest}}
     card = protocol_card(suite, spec, dataset, {"imported": {"file_sha256": digest}})
     key = result_key(card, identity)
     store = ResultStore(results)
-    run = apply_protocol(Run.from_trec(run_path, name=name), spec)
+    run = apply_protocol(imported, spec)
     evaluation = evaluate(dataset.qrels, run, spec.metrics)
     record = ResultRecord(
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, origin="imported",
@@ -236,5 +238,7 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
     try:
         folder = store.write(record, evaluation, run, force=force)
     except FileExistsError as e:
-        return Outcome(Unit(str(suite_path), dataset_name, name), "skipped", Path(str(e)), evaluation.mean, spec.main_metric)
-    return Outcome(Unit(str(suite_path), dataset_name, name), "done", folder, evaluation.mean, spec.main_metric)
+        return Outcome(Unit(str(suite_path), dataset_name, name), "skipped", Path(str(e)), evaluation.mean,
+                       spec.main_metric, evaluation.unjudged_queries)
+    return Outcome(Unit(str(suite_path), dataset_name, name), "done", folder, evaluation.mean, spec.main_metric,
+                   evaluation.unjudged_queries)
