@@ -35,4 +35,9 @@ class MissingDependencyError(HarnessError):
 
 class ParameterError(HarnessError):
     """A value outside its valid range (a command option, a retriever parameter): the message names
-    the field and the range."""
+    the field and the range. ``param`` names the retriever parameter, where there is one, so that
+    the caller can point at its line in the suite file."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param

@@ -17,12 +17,13 @@ from harness import latency, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import capture, peak_rss_bytes
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.metrics import evaluate
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, load_record, now, result_key
+from harness.retrievers.params import check_params
 from harness.runs import Run
-from harness.suite import DatasetSpec, Sample, Suite, load_suite
+from harness.suite import DatasetSpec, Sample, Suite, field_location, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,31 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
         resolve_device(device)
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
-        retrievers.resolve(suite.retriever(name).class_)
+        check_retriever(suite, name, device, trust_remote_code)
     return [Unit(str(suite.path), d, r, sample, latency_queries, device, trust_remote_code)
             for d in names for r in chosen]
+
+
+def check_retriever(suite: Suite, name: str, device: str | None = None, trust_remote_code: bool = False) -> None:
+    """A configuration's parameters (names, types), then the values its class refuses (a ``dim``
+    beyond the model's, an unknown ``storage``) by building it once: before any unit runs, not
+    after the first units' encoding."""
+    rspec = suite.retriever(name)
+    cls = retrievers.resolve(rspec.class_)
+    base = name if name in suite.retrievers else name.split("@")[0]
+    if base in suite.retrievers:
+        entry = suite.retrievers[base]
+        where = {"": field_location(suite.path, ("retrievers", base))}
+        where.update({p: field_location(suite.path, ("retrievers", base, "sweep" if p in entry.sweep else "params", p))
+                      for p in rspec.params})
+    else:
+        where = {"": f"retriever {name!r} (registered class, default parameters)"}
+    check_params(cls, rspec.params, where)
+    try:
+        retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, rspec.params, device, trust_remote_code))
+    except HarnessError as e:
+        place = where.get(getattr(e, "param", None) or "", where[""])
+        raise type(e)(f"{place}: retriever {name!r}: {e}") from None
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,
