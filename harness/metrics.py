@@ -91,7 +91,7 @@ def _require_judged_rankings(qrels: Qrels, run: Run) -> None:
         raise DataError(f"Run {run.name!r} ranks no document for any of its judged queries; every score "
                         "would be 0. Check the retriever or the run file.")
     raise DataError(
-        f"None of the {len(run)} queries of run {run.name!r} has judgments (the run has ids such as "
+        f"Run {run.name!r} has {len(run)} queries and none of them has judgments (the run has ids such as "
         f"{_examples(run)}; the judgments {_examples(qrels)}), so every score would be 0. The run and the "
         "judgments are of different datasets or splits, or write the query ids differently.")
 

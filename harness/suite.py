@@ -397,6 +397,8 @@ def field_location(path: str | Path, loc: tuple) -> str:
 
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
+    if path.is_dir():
+        raise SuiteError(f"{path} is a folder; give a suite file inside it, e.g. {path}/beir.yaml (`harness list` shows them).")
     if not path.is_file():
         raise SuiteError(f"Suite file {path} does not exist. Suites live in suites/*.yaml; `harness list` shows them.")
     try:

@@ -59,7 +59,8 @@ def _decoded_lines(path: Path, stream, what: str) -> Iterator[tuple[int, str]]:
             except UnicodeDecodeError as e:
                 raise FormatError(
                     f"{path}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}). "
-                    f"A {what} file is UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8`.") from None
+                    f"A {what} file is UTF-8 text: re-encode it (e.g. `iconv -f latin1 -t utf-8`), or give "
+                    "the text file if this one is binary.") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         where = f"after line {lineno}" if lineno else "before its first line"
         raise FormatError(f"{path}: the gzip data is truncated or corrupt {where} ({e}). "
