@@ -89,19 +89,25 @@ def check_retriever(suite: Suite, name: str, device: str | None = None, trust_re
     rspec = suite.retriever(name)
     cls = retrievers.resolve(rspec.class_)
     base = name if name in suite.retrievers else name.split("@")[0]
-    if base in suite.retrievers:
-        entry = suite.retrievers[base]
-        where = {"": field_location(suite.path, ("retrievers", base))}
-        where.update({p: field_location(suite.path, ("retrievers", base, "sweep" if p in entry.sweep else "params", p))
-                      for p in rspec.params})
-    else:
-        where = {"": f"retriever {name!r} (registered class, default parameters)"}
+
+    def where(param: str | None) -> str:  # the suite file is read again only for a message
+        if base not in suite.retrievers:
+            return f"retriever {name!r} (registered class, default parameters)"
+        if param is None or param not in rspec.params:
+            return field_location(suite.path, ("retrievers", base))
+        part = "sweep" if param in suite.retrievers[base].sweep else "params"
+        return field_location(suite.path, ("retrievers", base, part, param))
+
     check_params(cls, rspec.params, where)
     try:
         retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, rspec.params, device, trust_remote_code))
     except HarnessError as e:
-        place = where.get(getattr(e, "param", None) or "", where[""])
-        raise type(e)(f"{place}: retriever {name!r}: {e}") from None
+        message = f"{where(getattr(e, 'param', None))}: retriever {name!r}: {e}"
+        try:
+            located = type(e)(message)  # the same kind of error, with its place in the suite
+        except TypeError:
+            located = HarnessError(message)
+        raise located from None
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,

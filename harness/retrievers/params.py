@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -20,10 +21,10 @@ from harness.errors import ParameterError, UnknownNameError
 _STRICT = ConfigDict(strict=True)
 
 
-def check_params(cls: type, params: dict[str, Any], where: dict[str, str]) -> None:
-    """Refuse ``params`` that ``cls(**params)`` cannot mean. ``where`` maps a parameter name to the
-    place a message names (``suites/x.yaml:12: field `retrievers.bm25.params.k1```); the key ``""``
-    is the place of the whole configuration."""
+def check_params(cls: type, params: dict[str, Any], where: Callable[[str | None], str]) -> None:
+    """Refuse ``params`` that ``cls(**params)`` cannot mean. ``where(name)`` is the place a message
+    names for a parameter (``suites/x.yaml:12: field `retrievers.bm25.params.k1```), ``where(None)``
+    that of the whole configuration; it is called only to report an error."""
     signature = inspect.signature(cls.__init__)
     accepted = {n: p for n, p in list(signature.parameters.items())[1:]
                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
@@ -32,11 +33,11 @@ def check_params(cls: type, params: dict[str, Any], where: dict[str, str]) -> No
     if not takes_more:
         for param in params:
             if param not in accepted:
-                raise UnknownNameError(f"{where.get(param, where[''])}: {name} takes no parameter {param!r}; "
+                raise UnknownNameError(f"{where(param)}: {name} takes no parameter {param!r}; "
                                        f"its parameters are {', '.join(accepted) or '(none)'}.")
     missing = [n for n, p in accepted.items() if p.default is p.empty and n not in params]
     if missing:
-        raise ParameterError(f"{where['']}: {name} needs {', '.join(f'`{m}`' for m in missing)} in its params.")
+        raise ParameterError(f"{where(None)}: {name} needs {', '.join(f'`{m}`' for m in missing)} in its params.")
     hints = _hints(cls)
     for param, value in params.items():
         hint = hints.get(param)
@@ -46,7 +47,7 @@ def check_params(cls: type, params: dict[str, Any], where: dict[str, str]) -> No
             TypeAdapter(hint, config=_STRICT).validate_python(value)
         except ValidationError as e:
             raise ParameterError(
-                f"{where.get(param, where[''])}: `{param}` is {value!r}, but {name} takes {_type_name(hint)} "
+                f"{where(param)}: `{param}` is {value!r}, but {name} takes {_type_name(hint)} "
                 f"({e.errors()[0]['msg'].lower()}).") from None
 
 
@@ -59,4 +60,6 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _type_name(hint: Any) -> str:
     text = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
-    return f"a {text}" if text else f"`{hint}`".replace("typing.", "")
+    if text:
+        return f"{'an' if text[0] in 'aeiou' else 'a'} {text}"
+    return f"`{hint}`".replace("typing.", "")
