@@ -14,9 +14,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -26,6 +26,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Evaluate and benchmark late-interaction retrievers.")
 console = Console()
 err_console = Console(stderr=True)
+
+def _probability(value: float) -> float:
+    """A significance level: strictly between 0 and 1 (typer's ranges are closed)."""
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"{value:g} is not a probability strictly between 0 and 1 (e.g. 0.05)")
+    return value
+
 
 SuiteArg = Annotated[Path, typer.Argument(help="Suite file, e.g. suites/beir.yaml")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder")]
@@ -88,9 +95,9 @@ def run(
     retriever: Annotated[Optional[list[str]], typer.Option("--retriever", "-r", help="Retriever name or module:Class (repeatable); default: the suite's")] = None,
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
-    max_queries: Annotated[Optional[int], typer.Option("--max-queries", help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
-    max_documents: Annotated[Optional[int], typer.Option("--max-documents", help="Smoke run: judged documents plus random others up to this many")] = None,
-    latency_queries: Annotated[int, typer.Option("--latency-queries", help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
+    max_queries: Annotated[Optional[int], typer.Option("--max-queries", min=1, help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
+    max_documents: Annotated[Optional[int], typer.Option("--max-documents", min=1, help="Smoke run: judged documents plus random others up to this many")] = None,
+    latency_queries: Annotated[int, typer.Option("--latency-queries", min=0, help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
 ):
@@ -163,7 +170,8 @@ def evaluate(
     result = score(judgments, run_, metrics, main)
     if as_json:
         console.print_json(json.dumps({"metrics": result.mean, "n_queries": len(result.query_ids),
-                                       "ties": {"order": ties.value, **result.ties.to_dict()}}))
+                                       "ties": {"order": ties.value, **result.ties.to_dict()},
+                                       "unjudged_queries": result.unjudged_queries}))
         return
     # Above the table, not its title: a long path would wrap to the table's width.
     console.print(f"{run_file} ({len(result.query_ids)} judged queries)", highlight=False, soft_wrap=True)
@@ -174,6 +182,7 @@ def evaluate(
         table.add_row(name, f"{value:.4f}")
     console.print(table)
     _print_ties({"order": ties.value, **result.ties.to_dict()}, result.mean[result.ties.metric])
+    _note_unjudged(result.unjudged_queries)
 
 
 def _print_ties(ties: dict, value: float) -> None:
@@ -188,6 +197,12 @@ def _print_ties(ties: dict, value: float) -> None:
                   highlight=False, soft_wrap=True)
     console.print(f"{ties['metric']} over tie orders: {value:.4f} in {ties['order']} order, optimistic "
                   f"{ties['optimistic']:.4f}, pessimistic {ties['pessimistic']:.4f}", highlight=False, soft_wrap=True)
+
+
+def _note_unjudged(count: int) -> None:
+    """Run queries without judgments are legal (another split's, a larger query set) but worth a line."""
+    if count:
+        console.print(f"note: {count} queries of the run have no judgments; they are not scored", highlight=False)
 
 
 @app.command("import")
@@ -207,6 +222,7 @@ def import_(
     console.print(f"{outcome.status:>7}  {dataset} {name} {outcome.main_metric}="
                   f"{outcome.metrics[outcome.main_metric]:.4f}  {outcome.folder}")
     _print_ties(outcome.ties, outcome.metrics[outcome.main_metric])
+    _note_unjudged(outcome.unjudged_queries)
 
 
 @app.command()
@@ -217,8 +233,8 @@ def report(
     metric: Annotated[Optional[str], typer.Option("--metric", help="Tabulate this metric instead of each dataset's main one")] = None,
     force: Annotated[bool, typer.Option("--force", help="Tabulate results of different protocols, marked")] = False,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="Mark cells significantly better/worse than this row (paired randomization test, Holm per table)")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate of the significance marks")] = 0.05,
-    permutations: Annotated[int, typer.Option("--permutations", help="Randomization-test assignments per cell")] = 10_000,
+    alpha: Annotated[float, typer.Option("--alpha", callback=_probability, help="Family-wise error rate of the significance marks")] = 0.05,
+    permutations: Annotated[int, typer.Option("--permutations", min=1, help="Randomization-test assignments per cell")] = 10_000,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the plots (always with html)")] = True,
 ):
     """Tables of retrievers x datasets, plots and one HTML page from stored results, under reports/."""
@@ -237,7 +253,7 @@ def report(
         console.print(markdown.read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
 
 
-ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples and randomization assignments")]
+ResamplesOpt = Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples and randomization assignments")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the resampling")]
 
 
@@ -246,7 +262,7 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="Baseline: a result folder or a results root")],
     candidate: Annotated[Path, typer.Argument(help="Candidate: a result folder or a results root")],
     metric: Annotated[Optional[str], typer.Option("--metric", help="Compare this metric instead of each dataset's main one")] = None,
-    top: Annotated[int, typer.Option("--top", help="How many of the most changed queries to list per dataset")] = 10,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many of the most changed queries to list per dataset")] = 10,
     resamples: ResamplesOpt = 10_000,
     seed: SeedOpt = 0,
     force: Annotated[bool, typer.Option("--force", help="Compare results of different protocols, marked")] = False,
@@ -275,8 +291,8 @@ def regress(
     candidate_results: Annotated[Path, typer.Option("--candidate-results", help="With --candidate-model: where its results go")] = Path("results-candidate"),
     suite: Annotated[Optional[Path], typer.Option("--suite", help="With --candidate-model: the baseline's suite file (default: found by name under --suites)")] = None,
     suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of suite files")] = Path("suites"),
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest acceptable drop of the metric (absolute)")] = 0.005,
-    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise significance level (Holm-Bonferroni over datasets)")] = 0.05,
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0.0, help="Largest acceptable drop of the metric (absolute)")] = 0.005,
+    alpha: Annotated[float, typer.Option("--alpha", callback=_probability, help="Family-wise significance level (Holm-Bonferroni over datasets)")] = 0.05,
     metric: Annotated[Optional[str], typer.Option("--metric", help="Gate this metric instead of each dataset's main one")] = None,
     resamples: ResamplesOpt = 10_000,
     seed: SeedOpt = 0,
@@ -321,6 +337,33 @@ def regress(
         sys.exit(1)  # main() discards typer's return code, so exit here: 1 means "regressed"
 
 
+def _usage_error_classes() -> tuple[type[Exception], ...]:
+    """The exceptions that mean "the command line is wrong". typer >= 0.2x vendors click and
+    raises its own classes (derived from ``typer.TyperException``); older typer raises click's."""
+    classes: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        classes.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:  # typer that vendors click does not install it
+        pass
+    else:
+        classes.append(click.ClickException)
+    return tuple(classes)
+
+
+def _usage_paragraph(error: Exception, argv: list[str]) -> str:
+    """One paragraph: click's message and where the options of that command are listed."""
+    message = error.format_message().strip().rstrip(".")
+    ctx = getattr(error, "ctx", None)
+    path = ctx.command_path if ctx is not None else None
+    if path is None:  # an option's missing value is raised before the command's context exists
+        commands = typer.main.get_command(app).commands
+        path = "harness" + next((f" {a}" for a in argv if a in commands), "")
+    what = "the commands" if path == "harness" else "its options and arguments"
+    return f"{message}. `{path} --help` lists {what}."
+
+
 def main(argv: list[str] | None = None) -> None:
     verbose = bool(os.environ.get("HARNESS_VERBOSE"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -329,15 +372,21 @@ def main(argv: list[str] | None = None) -> None:
         # ir_datasets and bm25s set their own loggers to INFO/DEBUG when they create them, so a
         # level set here would be overridden; warnings (such as counted drops) still show.
         logging.disable(logging.INFO)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except (click.ClickException, typer.TyperException) as e:
-        # Newer typer raises usage errors from its own copy of click: TyperException is their base.
-        e.show()
-        sys.exit(e.exit_code)
+    except _usage_error_classes() as e:
+        # Every mistake on the command line: one paragraph, no traceback, status 2 (as a
+        # HarnessError). `harness` alone has already printed the help; it adds nothing.
+        if e.format_message().strip():
+            err_console.print(f"[bold red]error:[/] {escape(_usage_paragraph(e, argv))}", highlight=False,
+                              soft_wrap=True)
+        sys.exit(2)
+    if isinstance(code, int) and code:  # typer.Exit(code) raised inside a command
+        sys.exit(code)

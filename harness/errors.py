@@ -45,3 +45,13 @@ class CorruptFileError(HarnessError):
 
 class NonFiniteScoreError(HarnessError):
     """A retriever gave a score that is not a finite number (NaN, infinity); nothing is stored."""
+
+
+class ParameterError(HarnessError):
+    """A value outside its valid range (a command option, a retriever parameter): the message names
+    the field and the range. ``param`` names the retriever parameter, where there is one, so that
+    the caller can point at its line in the suite file."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param

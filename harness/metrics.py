@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 from harness.data.model import Qrels
-from harness.errors import UnknownNameError
+from harness.errors import DataError, UnknownNameError
 from harness.runs import Run
 from harness.ties import TieReport, tie_groups
 
@@ -41,6 +41,7 @@ class Evaluation:
     per_query: dict[str, dict[str, float]]  # metric -> query id -> score
     mean: dict[str, float]
     ties: TieReport | None = None
+    unjudged_queries: int = 0  # queries of the run that have no judgments: not scored, counted
 
     @property
     def query_ids(self) -> list[str]:
@@ -55,13 +56,16 @@ class Evaluation:
 
 
 def evaluate(qrels: Qrels, run: Run, metrics: list[str], main_metric: str | None = None) -> Evaluation:
-    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are ignored.
+    """Score ``run`` against ``qrels`` over all judged queries; run queries without judgments are
+    counted, not scored. A run that ranks nothing for any judged query is an error: its scores
+    would be a silent 0.
 
     The tie report bounds ``main_metric`` (default: the first metric) over the orders of tied scores."""
     names = [m.strip().lower() for m in metrics]
     main = (main_metric or (names or DEFAULT_METRICS)[0]).strip().lower()
     for name in [*names, main]:
         parse_metric(name)
+    _require_judged_rankings(qrels, run)
     judged = sorted(qrels)
     rankings = {q: [doc for doc, _ in run.get(q, [])] for q in judged}
     per_query = _per_query(qrels, rankings, names if main in names else [*names, main])
@@ -74,7 +78,8 @@ def evaluate(qrels: Qrels, run: Run, metrics: list[str], main_metric: str | None
     ties = TieReport(metric=main, pairs=groups.pairs, tied_pairs=groups.tied_pairs, tied_groups=groups.tied_groups,
                      mixed_groups=groups.mixed_groups, queries_with_ties=groups.queries_with_ties, **bounds)
     return Evaluation(metrics=names, per_query={m: per_query[m] for m in names},
-                      mean={m: _mean(per_query[m]) for m in names}, ties=ties)
+                      mean={m: _mean(per_query[m]) for m in names}, ties=ties,
+                      unjudged_queries=sum(q not in qrels for q in run))
 
 
 def _per_query(qrels: Qrels, rankings: dict[str, list[str]], names: list[str]) -> dict[str, dict[str, float]]:
@@ -93,6 +98,26 @@ def _per_query(qrels: Qrels, rankings: dict[str, list[str]], names: list[str]) -
 
 def _mean(values: dict[str, float]) -> float:
     return sum(values.values()) / len(values) if values else 0.0
+
+
+def _require_judged_rankings(qrels: Qrels, run: Run) -> None:
+    if not qrels:
+        raise DataError("The judgments are empty: there is nothing to score the run against.")
+    if any(run[q] for q in run if q in qrels):
+        return
+    if not run:
+        raise DataError(f"Run {run.name!r} holds no queries; there is nothing to score.")
+    if any(q in qrels for q in run):
+        raise DataError(f"Run {run.name!r} ranks no document for any of its judged queries; every score "
+                        "would be 0. Check the retriever or the run file.")
+    raise DataError(
+        f"Run {run.name!r} has {len(run)} queries and none of them has judgments (the run has ids such as "
+        f"{_examples(run)}; the judgments {_examples(qrels)}), so every score would be 0. The run and the "
+        "judgments are of different datasets or splits, or write the query ids differently.")
+
+
+def _examples(ids, n: int = 3) -> str:
+    return ", ".join(repr(q) for q in sorted(ids)[:n])
 
 
 def _clean(value) -> float:

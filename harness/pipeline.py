@@ -18,13 +18,14 @@ from harness import latency, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import capture, peak_rss_bytes
-from harness.errors import DataError, NonFiniteScoreError
+from harness.errors import DataError, HarnessError, NonFiniteScoreError
 from harness.hashing import file_sha256
 from harness.metrics import Evaluation, evaluate
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, now, result_key
+from harness.retrievers.params import check_params
 from harness.runs import Run
-from harness.suite import DatasetSpec, Sample, Suite, load_suite
+from harness.suite import DatasetSpec, Sample, Suite, field_location, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Outcome:
     metrics: dict[str, float]
     main_metric: str
     ties: dict | None = None  # the record's tie report
+    unjudged_queries: int = 0  # run queries without judgments (imported runs), not scored
 
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
@@ -78,9 +80,37 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
         resolve_device(device)
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
-        retrievers.resolve(suite.retriever(name).class_)
+        check_retriever(suite, name, device, trust_remote_code)
     return [Unit(str(suite.path), d, r, sample, latency_queries, device, trust_remote_code)
             for d in names for r in chosen]
+
+
+def check_retriever(suite: Suite, name: str, device: str | None = None, trust_remote_code: bool = False) -> None:
+    """A configuration's parameters (names, types), then the values its class refuses (a ``dim``
+    beyond the model's, an unknown ``storage``) by building it once: before any unit runs, not
+    after the first units' encoding."""
+    rspec = suite.retriever(name)
+    cls = retrievers.resolve(rspec.class_)
+    base = name if name in suite.retrievers else name.split("@")[0]
+
+    def where(param: str | None) -> str:  # the suite file is read again only for a message
+        if base not in suite.retrievers:
+            return f"retriever {name!r} (registered class, default parameters)"
+        if param is None or param not in rspec.params:
+            return field_location(suite.path, ("retrievers", base))
+        part = "sweep" if param in suite.retrievers[base].sweep else "params"
+        return field_location(suite.path, ("retrievers", base, part, param))
+
+    check_params(cls, rspec.params, where)
+    try:
+        retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, rspec.params, device, trust_remote_code))
+    except HarnessError as e:
+        message = f"{where(getattr(e, 'param', None))}: retriever {name!r}: {e}"
+        try:
+            located = type(e)(message)  # the same kind of error, with its place in the suite
+        except TypeError:
+            located = HarnessError(message)
+        raise located from None
 
 
 def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dict,
@@ -266,5 +296,6 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
     try:
         folder = store.write(record, evaluation, run, force=force)
     except FileExistsError as e:
-        return Outcome(unit, "skipped", Path(str(e)), evaluation.mean, spec.main_metric, record.ties)
-    return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)
+        return Outcome(unit, "skipped", Path(str(e)), evaluation.mean, spec.main_metric, record.ties,
+                       evaluation.unjudged_queries)
+    return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties, evaluation.unjudged_queries)

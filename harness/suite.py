@@ -385,11 +385,28 @@ def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def field_location(path: str | Path, loc: tuple) -> str:
+    """``file:line: field `a.b``` for a message about a value the suite file holds (read again:
+    values are checked against code, e.g. a retriever's constructor, after the file loads)."""
+    try:
+        line = _line_of(yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader), loc)
+    except (OSError, yaml.YAMLError):
+        line = None
+    return f"{path}:{line}: field `{'.'.join(map(str, loc))}`" if line else f"{path}: field `{'.'.join(map(str, loc))}`"
+
+
 def load_suite(path: str | Path) -> Suite:
     path = Path(path)
+    if path.is_dir():
+        raise SuiteError(f"{path} is a folder; give a suite file inside it, e.g. {path}/beir.yaml (`harness list` shows them).")
     if not path.is_file():
         raise SuiteError(f"Suite file {path} does not exist. Suites live in suites/*.yaml; `harness list` shows them.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}). "
+                         "Save the suite file as UTF-8.") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -414,6 +431,11 @@ def load_suite(path: str | Path) -> Suite:
     for key, kind in (("name", str), ("datasets", dict)):
         if not isinstance(data.get(key), kind):
             raise fail((key,), f"required, and must be a {'string' if kind is str else 'mapping of dataset names to entries'}.")
+    if not data["datasets"]:
+        raise fail(("datasets",), "lists no datasets; a suite needs at least one dataset entry.")
+    if not isinstance(data.get("retrievers") or {}, dict):
+        raise fail(("retrievers",), "must be a mapping of configuration names to entries "
+                                    "(`bm25: {class: bm25, params: {...}}`), not a list.")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise fail(("defaults",), "must be a mapping of dataset fields.")

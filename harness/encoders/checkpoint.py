@@ -64,6 +64,16 @@ class Checkpoint:
     # A merged checkpoint: its sources and their (normalised) weights; ``path`` is the first's.
     sources: list[tuple[Checkpoint, float]] = field(default_factory=list)
 
+    @property
+    def output_dim(self) -> int | None:
+        """Width of the token vectors: the projection's, else the config's hidden size (None: unknown
+        without loading the model)."""
+        if self.settings.dim is not None:
+            return self.settings.dim
+        config = self.path / "config.json"
+        hidden = json.loads(config.read_text()).get("hidden_size") if config.is_file() else None
+        return hidden if isinstance(hidden, int) else None
+
     def _load_one(self):
         from transformers import AutoModel
 

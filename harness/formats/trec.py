@@ -9,16 +9,107 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import FormatError
 
 
-def _open_text(path: Path, mode: str = "rt"):
-    if str(path).endswith(".gz"):
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+# Relevance grades in use go to 4 (TREC's graded scales); far larger ones are usually a score
+# column read as the grade.
+MAX_GRADE = 100
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[Iterator[tuple[int, str]]]:
+    """(line number, text) of a UTF-8 file, gzip-compressed when named ``.gz``; a file that cannot
+    be read this way is a FormatError naming it (and the line, where there is one)."""
+    if not path.exists():
+        raise FormatError(f"{path}: no such file. Give the path of the {what} file.")
+    if path.is_dir():
+        raise FormatError(f"{path} is a folder; give the {what} file itself.")
+    try:
+        raw = open(path, "rb")
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read ({e.strerror}). Check its permissions.") from None
+    with raw:
+        if path.name.endswith(".gz"):
+            if raw.read(2) != _GZIP_MAGIC:
+                raise FormatError(f"{path}: named .gz but not gzip-compressed. Rename it without .gz, "
+                                  f"or compress it with gzip.")
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield _decoded_lines(path, stream, what)
+        else:
+            yield _decoded_lines(path, raw, what)
+
+
+def _decoded_lines(path: Path, stream, what: str) -> Iterator[tuple[int, str]]:
+    lineno = 0
+    try:
+        for lineno, data in enumerate(stream, 1):
+            if b"\0" in data:
+                raise FormatError(f"{path}:{lineno}: binary data (a NUL byte), not a text {what} file.")
+            try:
+                yield lineno, data.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(
+                    f"{path}:{lineno}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start + 1}). "
+                    f"A {what} file is UTF-8 text: re-encode it (e.g. `iconv -f latin1 -t utf-8`), or give "
+                    "the text file if this one is binary.") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        where = f"after line {lineno}" if lineno else "before its first line"
+        raise FormatError(f"{path}: the gzip data is truncated or corrupt {where} ({e}). "
+                          "Copy or compress the file again.") from None
+
+
+def _score(text: str, path: Path, lineno: int) -> float:
+    """A run score: a finite number (NaN has no place in a ranking, and would be stored)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormatError(f"{path}:{lineno}: the score {text!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise FormatError(f"{path}:{lineno}: the score is {text!r}; scores must be finite numbers "
+                          "(NaN or infinity make the ranking undefined). Fix the system that wrote the run.")
+    return value
+
+
+def _grade(text: str, path: Path, lineno: int) -> int | None:
+    """A relevance grade: a whole number from 0 to MAX_GRADE; None for a header line's label."""
+    try:
+        value = float(text)
+    except ValueError:
+        if lineno == 1:  # header line, e.g. "query-id corpus-id score"
+            return None
+        raise FormatError(f"{path}:{lineno}: the relevance {text!r} is not a number.") from None
+    if not (value.is_integer() and 0 <= value <= MAX_GRADE):
+        raise FormatError(
+            f"{path}:{lineno}: the relevance {text!r} is not a grade: grades are whole numbers from 0 "
+            f"(judged non-relevant; write 0 for TREC's negative grades) to {MAX_GRADE}. A fractional or "
+            "huge value is usually a score column: give the judgments file, not a run.")
+    return int(value)
+
+
+def _judge(qrels: dict[str, dict[str, int]], lines: dict[tuple[str, str], int], qid: str, docid: str,
+           grade: int, path: Path, lineno: int) -> None:
+    """Record one judgment; the same pair judged twice must agree (a repeat is kept once)."""
+    earlier = qrels.get(qid, {}).get(docid)
+    if earlier is not None and earlier != grade:
+        raise FormatError(
+            f"{path}:{lineno}: query {qid!r}, document {docid!r} is judged {grade} here and {earlier} on "
+            f"line {lines[qid, docid]}. The judgments contradict each other: keep one of the lines.")
+    lines.setdefault((qid, docid), lineno)
+    qrels.setdefault(qid, {})[docid] = grade
+
+
+def _not_empty(parsed: dict, path: Path, what: str) -> None:
+    if not parsed:
+        raise FormatError(f"{path}: holds no {what} lines (the file is empty or blank).")
 
 
 def read_run(path: str | Path) -> dict[str, dict[str, float]]:
@@ -39,8 +130,8 @@ def read_ranked_run(path: str | Path) -> dict[str, list[tuple[str, int, float]]]
 
 def _run_entries(path: Path, with_rank: bool) -> Iterator[tuple[str, str, int | None, float]]:
     seen: dict[str, set[str]] = {}
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
+    with _reading(path, "TREC run") as lines:
+        for lineno, line in lines:
             parts = line.split()
             if not parts:
                 continue
@@ -50,10 +141,7 @@ def _run_entries(path: Path, with_rank: bool) -> Iterator[tuple[str, str, int | 
                     f"this one has {len(parts)}: {line.strip()!r}."
                 )
             qid, _, docid, rank, score, _ = parts
-            try:
-                value = float(score)
-            except ValueError:
-                raise FormatError(f"{path}:{lineno}: the score {score!r} is not a number.") from None
+            value = _score(score, path, lineno)
             position = None
             if with_rank:
                 try:
@@ -71,6 +159,7 @@ def _run_entries(path: Path, with_rank: bool) -> Iterator[tuple[str, str, int | 
                 )
             docs.add(docid)
             yield qid, docid, position, value
+    _not_empty(seen, path, "run")
 
 
 def write_run(path: str | Path, rankings: Iterable[tuple[str, Iterable[tuple[str, float]]]], tag: str) -> None:
@@ -109,8 +198,9 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """Graded judgments per query. Accepts 4-column TREC qrels and 3-column BEIR TSV qrels."""
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
+    first_lines: dict[tuple[str, str], int] = {}
+    with _reading(path, "qrels") as lines:
+        for lineno, line in lines:
             parts = line.split()
             if not parts:
                 continue
@@ -123,13 +213,10 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
                     f"{path}:{lineno}: a qrels line has 4 fields (qid iteration docid relevance) "
                     f"or 3 (qid docid relevance), this one has {len(parts)}: {line.strip()!r}."
                 )
-            try:
-                value = int(float(grade))
-            except ValueError:
-                if lineno == 1:  # header line, e.g. "query-id corpus-id score"
-                    continue
-                raise FormatError(f"{path}:{lineno}: the relevance {grade!r} is not a number.") from None
-            qrels.setdefault(qid, {})[docid] = value
+            value = _grade(grade, path, lineno)
+            if value is not None:
+                _judge(qrels, first_lines, qid, docid, value, path, lineno)
+    _not_empty(qrels, path, "judgment")
     return qrels
 
 

@@ -8,7 +8,7 @@ import inspect
 from importlib import metadata
 from typing import Any
 
-from harness.errors import UnknownNameError
+from harness.errors import ParameterError, UnknownNameError
 from harness.retrievers.base import Retriever
 
 ENTRY_POINT_GROUP = "harness.retrievers"
@@ -83,3 +83,5 @@ def build(ref: str, params: dict[str, Any] | None = None) -> Retriever:
         return cls(**(params or {}))
     except TypeError as e:
         raise UnknownNameError(f"Retriever {ref!r} ({class_path(cls)}) rejected its parameters: {e}.") from None
+    except ValueError as e:  # a value the class's own checks refuse
+        raise ParameterError(f"Retriever {ref!r} ({class_path(cls)}) rejected a parameter's value: {e}.") from None

@@ -18,14 +18,16 @@ from typing import Any
 import numpy as np
 
 from harness.devices import check_device_name
+from harness.errors import ParameterError
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.index import cache
-from harness.index.compression import codec_for
+from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.index.compressed_store import CompressedStore
 from harness.retrievers.base import Retriever
 from harness.runs import Run
 
+PRECISIONS = ("fp32", "bf16")
 _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize", "dim")
 
 
@@ -41,8 +43,9 @@ class LateInteractionRetriever(Retriever):
             encoder_settings["skiplist"] = tuple(encoder_settings["skiplist"])
         self.checkpoint = load_checkpoint(model, format, encoder_settings, revision, trust_remote_code, merge_weights)
         self.explicit = set(encoder_settings)
-        self.dim, self.precision = dim, precision
-        self.storage, self.codec = storage, codec_for(storage, storage_seed, residual_centroids)
+        self.dim, self.precision, self.storage = dim, precision, storage
+        self._check_values()
+        self.codec = codec_for(storage, storage_seed, residual_centroids)
         # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
         self.storage_dtype = "float32" if storage == "fp32" else "float16"
         self.batch_tokens, self.threads = batch_tokens, threads
@@ -53,8 +56,20 @@ class LateInteractionRetriever(Retriever):
         self._store = None
         self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
-        if dim is not None and self.checkpoint.settings.dim is not None and dim > self.checkpoint.settings.dim:
-            raise ValueError(f"dim={dim} exceeds the model's output dimension {self.checkpoint.settings.dim}")
+
+    def _check_values(self) -> None:
+        """Values the encoder or the index would refuse only after encoding: refused now, with the range."""
+        if self.precision not in PRECISIONS:
+            raise ParameterError(f"precision {self.precision!r} is unknown; choose {' or '.join(PRECISIONS)}.",
+                                 "precision")
+        if self.storage not in STORAGE_KINDS:
+            raise ParameterError(f"storage {self.storage!r} is unknown; choose one of {', '.join(STORAGE_KINDS)}.",
+                                 "storage")
+        width = self.checkpoint.output_dim
+        if self.dim is not None and (self.dim < 1 or (width is not None and self.dim > width)):
+            valid = f"from 1 to {width}, the model's output dimension" if width else "at least 1"
+            raise ParameterError(f"dim={self.dim} is outside the valid range: {valid} (null: the model's own).",
+                                 "dim")
 
     @property
     def device(self) -> str:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from harness.errors import ParameterError
 from harness.index import cache
 from harness.results import ResultStore
 from harness.retrievers.late_interaction import LateInteractionRetriever
@@ -251,7 +252,7 @@ def test_fp32_storage_is_its_own_float32_encoding():
 
 
 def test_unknown_storage_is_refused():
-    with pytest.raises(ValueError, match="unknown storage 'int4'; expected one of fp32, fp16, int8, residual-1"):
+    with pytest.raises(ParameterError, match="storage 'int4' is unknown; choose one of fp32, fp16, int8, residual-1"):
         retriever(storage="int4")
 
 
