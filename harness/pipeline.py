@@ -101,7 +101,7 @@ def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dic
         candidates=candidates,
         depth=spec.depth,
         remove_self_matches=spec.remove_self_matches,
-        filters={"dropped": dataset.report.dropped, "checks": spec.checks.model_dump(mode="json"),
+        filters={"dropped": dataset.report.dropped, "kept": dataset.report.kept, "checks": spec.checks.model_dump(mode="json"),
                  "sample": spec.sample.model_dump(mode="json") if spec.sample else None},
         metrics=spec.metrics,
         main_metric=spec.main_metric,

@@ -11,6 +11,8 @@ from harness.retrievers import Retriever
 from harness.runs import Run
 from harness.suite import load_suite
 
+from tests.conftest import SCIFACT_SUITE
+
 
 
 class FirstDocuments(Retriever):
@@ -148,3 +150,62 @@ def test_rerank_from_a_dataset_without_candidates_fails_before_any_work(offline,
     with pytest.raises(DataError, match="'scifact-given' is in mode: rerank with candidates from the dataset"):
         execute(Unit(str(path), "scifact-given", "reverse"), tmp_path / "results")
     assert not (tmp_path / "results").exists()
+
+
+EDITED_SUITE = """name: edited
+defaults: {{language: en, split: test, metrics: [ndcg@10, recall@100]}}
+datasets:
+  scifact-edited:
+    source:
+      kind: huggingface
+      repo: tests/scifact-edited
+      revision: "{commit}"
+      documents: {{files: [corpus.jsonl], id: _id, title: title, text: text}}
+      queries: {{files: [queries.jsonl], id: _id, text: text}}
+      judgments: {{files: [qrels.jsonl], query_id: query-id, doc_id: corpus-id, relevance: score}}
+retrievers:
+  bm25: {{class: bm25}}
+"""
+
+
+def test_scores_use_the_official_judgments_when_a_judged_document_is_empty_or_missing(offline, tmp_path, monkeypatch):
+    """SciFact with one judged document emptied and one removed from the corpus, read through the
+    hub source: BM25's stored nDCG@10 and recall@100 are pytrec_eval's on the official judgments."""
+    import pytrec_eval
+
+    from harness.data.load import load_dataset
+    from tests.data.sources.hubcache import jsonl, put
+
+    official = load_dataset(load_suite(SCIFACT_SUITE).dataset("scifact"), "beir")
+    qrels = official.qrels.to_dict()
+    # The first judged documents of the first two queries with two or more judgments.
+    emptied, removed = [next(iter(qrels[q])) for q in sorted(qrels, key=int) if len(qrels[q]) > 1][:2]
+    corpus = official.corpus
+    documents = [{"_id": d, "title": "" if d == emptied else t, "text": "" if d == emptied else x}
+                 for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts) if d != removed]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness"))
+    put(tmp_path / "hf", "tests/scifact-edited", commit, {
+        "corpus.jsonl": jsonl(documents),
+        "queries.jsonl": jsonl([{"_id": q, "text": t} for q, t in zip(official.queries.ids, official.queries.texts)]),
+        "qrels.jsonl": jsonl([{"query-id": q, "corpus-id": d, "score": g} for q in qrels for d, g in qrels[q].items()]),
+    })
+    path = tmp_path / "edited.yaml"
+    path.write_text(EDITED_SUITE.format(commit=commit))
+    outcome = execute(Unit(str(path), "scifact-edited", "bm25", latency_queries=0), tmp_path / "results")
+    record = next(r for _, r in ResultStore(tmp_path / "results").records())
+    assert record.protocol["filters"]["kept"] == {"empty_documents": 1, "judgments_absent_document": 1}
+    assert record.n_queries == 300
+
+    run = Run.from_trec(outcome.folder / "run.trec.gz").scores()
+    assert set(run) == set(qrels)  # every judged query is in the run, so pytrec_eval averages the same queries
+    measures = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100"}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, set(measures)).evaluate(run)
+    for measure, name in measures.items():
+        official_mean = sum(v[measure] for v in per_query.values()) / len(per_query)
+        assert record.metrics[name] == pytest.approx(official_mean, abs=1e-9)
+    # Without the two judgments (the emptied and the removed document) the figures would be higher.
+    trimmed = {q: {d: g for d, g in docs.items() if d not in (emptied, removed)} for q, docs in qrels.items()}
+    trimmed_ndcg = pytrec_eval.RelevanceEvaluator(trimmed, {"ndcg_cut_10"}).evaluate(run)
+    assert sum(v["ndcg_cut_10"] for v in trimmed_ndcg.values()) / len(trimmed_ndcg) > record.metrics["ndcg@10"]
