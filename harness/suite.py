@@ -240,8 +240,9 @@ class Expected(_Strict):
 
 class Sample(_Strict):
     """A smoke run on part of the data: ``queries`` judged queries (seeded choice), and a corpus of
-    their judged documents plus seeded random others up to ``documents``. It is in the protocol
-    card, so sampled numbers never compare with full runs."""
+    their judged documents and the dataset's re-ranking candidates for them, plus seeded random
+    others up to ``documents``. It is in the protocol card, so sampled numbers never compare with
+    full runs."""
 
     queries: PositiveInt | None = None
     documents: PositiveInt | None = None
