@@ -23,7 +23,7 @@ from harness.index import cache
 from harness.index.compression import codec_for
 from harness.index.compressed_store import CompressedStore
 from harness.retrievers.base import Retriever
-from harness.runs import Run
+from harness.runs import Run, tie_ranks
 
 _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize", "dim")
 
@@ -52,6 +52,7 @@ class LateInteractionRetriever(Retriever):
         self._store = None
         self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
+        self._tie_ranks = np.zeros(0, dtype=np.int64)
         if dim is not None and self.checkpoint.settings.dim is not None and dim > self.checkpoint.settings.dim:
             raise ValueError(f"dim={dim} exceeds the model's output dimension {self.checkpoint.settings.dim}")
 
@@ -115,6 +116,7 @@ class LateInteractionRetriever(Retriever):
 
     def index(self, ids: list[str], texts: list[str]) -> None:
         self._ids = list(ids)
+        self._tie_ranks = tie_ranks(self._ids)
         self._cost["device"] = self.device
         t = time.perf_counter()
         self._store, hit = cache.open_or_build(
@@ -186,7 +188,8 @@ class LateInteractionRetriever(Retriever):
         vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
         scores, indices = maxsim_search(vectors, mask, doc_vectors, offsets, k, dim=dim,
-                                        compute_dtype=self._compute_dtype(), device=self.device)
+                                        compute_dtype=self._compute_dtype(), device=self.device,
+                                        tie_rank=self._tie_ranks)
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
         return Run({qid: {doc_ids[j]: float(s) for j, s in zip(indices[i], scores[i])} for i, qid in enumerate(ids)})

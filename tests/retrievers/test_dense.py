@@ -45,3 +45,25 @@ def test_the_device_is_checked_by_name_at_once_and_recorded_with_the_cost():
     assert (r.cost()["storage_dtype"], r.cost()["index_bytes"]) == ("float32", 2 * 384 * 4 + 3 * 8)
     run = r.search(["q"], ["bone density"], k=2)
     assert [d for d, _ in run["q"]][0] == "a"
+
+
+def test_ties_at_the_depth_cut_fall_in_trec_eval_order():
+    from tests.retrievers.test_bm25 import tied_corpus
+
+    ids, texts = tied_corpus()
+    dense = DenseRetriever(MODEL)
+    dense.index(ids, texts)
+    queries = ["vitamin and bones", "protein"]
+    full = dense.search(["q1", "q2"], queries, k=1000)
+    # Copies of one text have one vector: 15 documents tie on the first group's score.
+    assert [s for _, s in full["q1"][:16]].count(full["q1"][0][1]) == 15
+    for k in (7, 15, 22):
+        cut = dense.search(["q1", "q2"], queries, k=k)
+        assert cut["q1"] == full["q1"][:k] and cut["q2"] == full["q2"][:k], k
+
+
+def test_an_empty_document_is_encoded_as_an_empty_text():
+    dense = DenseRetriever(MODEL)
+    dense.index(["a", "b", "c"], ["vitamin d and bone density", "", "the common cold"])
+    run = dense.search(["q"], ["bone density"], k=10)
+    assert [d for d, _ in run["q"]][0] == "a" and len(run["q"]) == 3
