@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import UnknownNameError
 from harness.pipeline import Unit, execute, plan
-from harness.results import ResultStore, load_per_query
+from harness.results import ResultStore, load_per_query, load_record
 from harness.retrievers import Retriever
 from harness.runs import Run
 from harness.suite import load_suite
@@ -45,6 +45,23 @@ class Reverse(Retriever):
 
     def rerank(self, ids, texts, candidates):
         return Run({q: {d: float(i) for i, d in enumerate(candidates[q])} for q in ids})
+
+
+class Allocates(FirstDocuments):
+    """FirstDocuments that holds ``mib`` MiB (touched, so resident) while it indexes."""
+
+    def __init__(self, mib: int = 0):
+        super().__init__(10)
+        self.mib = mib
+
+    def settings(self):
+        return {"rule": f"first 10 documents, {self.mib} MiB held while indexing"}
+
+    def index(self, ids, texts):
+        import numpy as np
+
+        np.ones(self.mib << 20, dtype=np.uint8)  # written, so resident, then freed
+        self.ids = ids
 
 
 SCIFACT_ONLY = """name: beir
@@ -209,3 +226,16 @@ def test_scores_use_the_official_judgments_when_a_judged_document_is_empty_or_mi
     trimmed = {q: {d: g for d, g in docs.items() if d not in (emptied, removed)} for q, docs in qrels.items()}
     trimmed_ndcg = pytrec_eval.RelevanceEvaluator(trimmed, {"ndcg_cut_10"}).evaluate(run)
     assert sum(v["ndcg_cut_10"] for v in trimmed_ndcg.values()) / len(trimmed_ndcg) > record.metrics["ndcg@10"]
+
+
+def test_peak_memory_is_measured_per_unit_not_across_earlier_units(offline, tmp_path):
+    path = suite_file(tmp_path, retrievers="  big: {class: tests.test_pipeline:Allocates, params: {mib: 400}}\n"
+                                           "  small: {class: tests.test_pipeline:Allocates, params: {mib: 0}}\n")
+    # A small unit first, so that what every unit imports (ranx, ...) is resident before the big one.
+    execute(Unit(str(path), "scifact", "small", sample=(5, 100), latency_queries=0), tmp_path / "first")
+    big = execute(Unit(str(path), "scifact", "big", sample=(5, 100), latency_queries=0), tmp_path / "results")
+    small = execute(Unit(str(path), "scifact", "small", sample=(5, 100), latency_queries=0), tmp_path / "results")
+    big_cost, small_cost = (load_record(o.folder).cost for o in (big, small))
+    assert big_cost["peak_rss_scope"] == small_cost["peak_rss_scope"] == "unit"
+    # The second unit, run after the first in the same process, does not inherit its 400 MiB peak.
+    assert small_cost["peak_rss_bytes"] < big_cost["peak_rss_bytes"] - (300 << 20)
