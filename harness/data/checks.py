@@ -82,17 +82,17 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
     doc_ids = {d[0] for d in docs}
     query_ids = {q[0] for q in queries}
     judgments = raw.judgments
-    fix_judgments = fix_policy.format("unknown_judgments", "keep", "keep the judgments naming absent documents")
     absent = [f"{j[0]}/{j[1]}" for j in judgments if j[0] in query_ids and j[1] not in doc_ids]
     tally.handle("judgments_absent_document", absent, policy.unknown_judgments,
                  "judgments (query/document) naming documents not in the corpus (absent from the source or "
-                 "dropped by the checks)", fix_judgments)
+                 "dropped by the checks)", fix_policy.format("unknown_judgments", "keep", "keep them in the qrels"))
     # No run can hold a query without text, so its judgments cannot be evaluated whatever the
     # policy (trec_eval evaluates the run's queries): they are left out, and counted.
     unknown_q = sorted({j[0] for j in judgments if j[0] not in query_ids})
     tally.handle("judgments_unknown_query", unknown_q,
                  Policy.error if policy.unknown_judgments is Policy.error else Policy.drop,
-                 "judged query ids with no query text", fix_judgments)
+                 "judged query ids with no query text",
+                 fix_policy.format("unknown_judgments", "keep", "leave their judgments out (no run holds them)"))
     qrels: dict[str, dict[str, int]] = {}
     for qid, did, grade in judgments:
         if qid in query_ids:
