@@ -191,7 +191,7 @@ def test_scores_use_the_official_judgments_when_a_judged_document_is_empty_or_mi
     import pytrec_eval
 
     from harness.data.load import load_dataset
-    from tests.data.sources.hubcache import jsonl, put
+    from tests.data.sources.hubcache import jsonl, offline_hub, put
 
     official = load_dataset(load_suite(SCIFACT_SUITE).dataset("scifact"), "beir")
     qrels = official.qrels.to_dict()
@@ -201,9 +201,7 @@ def test_scores_use_the_official_judgments_when_a_judged_document_is_empty_or_mi
     documents = [{"_id": d, "title": "" if d == emptied else t, "text": "" if d == emptied else x}
                  for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts) if d != removed]
     commit = "0123456789abcdef0123456789abcdef01234567"
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness"))
-    put(tmp_path / "hf", "tests/scifact-edited", commit, {
+    put(offline_hub(monkeypatch, tmp_path), "tests/scifact-edited", commit, {
         "corpus.jsonl": jsonl(documents),
         "queries.jsonl": jsonl([{"_id": q, "text": t} for q, t in zip(official.queries.ids, official.queries.texts)]),
         "qrels.jsonl": jsonl([{"query-id": q, "corpus-id": d, "score": g} for q in qrels for d, g in qrels[q].items()]),

@@ -88,16 +88,13 @@ def test_a_sampled_rerank_dataset_keeps_every_candidate_of_its_queries(tmp_path,
     from harness.pipeline import Unit, execute
     from harness.runs import Run
     from harness.suite import Sample
-    from tests.data.sources.hubcache import put, suite_without_expected
+    from tests.data.sources.hubcache import offline_hub, put, suite_without_expected
     from tests.data.sources.test_huggingface import JACWIR, PAGES, jacwir_files
 
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness"))
+    hub = offline_hub(monkeypatch, tmp_path)
     # More pages in the collection than candidates, so that the sample has others to choose from.
     pages = {**PAGES, **{f"x{i}": ("天気", f"予報{i}") for i in range(20)}}
-    put(tmp_path / "hf", "hotchpotch/JaCWIR", JACWIR, jacwir_files(pages=pages))
+    put(hub, "hotchpotch/JaCWIR", JACWIR, jacwir_files(pages=pages))
     suite = suite_without_expected("jqara", tmp_path)
     spec = load_suite(suite).dataset("jacwir")
     for documents in (2, 6):
