@@ -96,7 +96,7 @@ def run(
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
     max_queries: Annotated[Optional[int], typer.Option("--max-queries", min=1, help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
-    max_documents: Annotated[Optional[int], typer.Option("--max-documents", min=1, help="Smoke run: judged documents plus random others up to this many")] = None,
+    max_documents: Annotated[Optional[int], typer.Option("--max-documents", min=1, help="Smoke run: judged documents and re-ranking candidates of the queries, plus random others up to this many")] = None,
     latency_queries: Annotated[int, typer.Option("--latency-queries", min=0, help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,

@@ -78,14 +78,45 @@ def hardware() -> dict:
     return info
 
 
-def peak_rss_bytes() -> int | None:
-    """The process's peak resident memory so far (the high-water mark, not the current use)."""
+class PeakMemory:
+    """The peak resident memory of one unit of work.
+
+    On Linux the kernel's high-water mark (``VmHWM``) is reset to the current resident size when
+    the measurement starts (writing ``5`` to ``/proc/self/clear_refs``), so ``scope`` is ``unit``:
+    the peak while this unit ran, counting what the process already held, not an earlier unit's
+    peak. Where that reset is not possible, ``scope`` is ``process`` and the figure is the
+    process's peak since it started (``ru_maxrss``), earlier units included."""
+
+    def __init__(self):
+        self.scope = "unit" if _reset_high_water_mark() else "process"
+
+    def bytes(self) -> int | None:
+        if self.scope == "unit":
+            return _high_water_mark()
+        try:
+            import resource
+        except ImportError:  # not on Windows
+            return None
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if platform.system() == "Darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def _high_water_mark() -> int | None:
     try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if platform.system() == "Darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed
+        return False
+    return _high_water_mark() is not None
 
 
 def capture() -> dict:

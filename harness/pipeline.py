@@ -17,7 +17,7 @@ from typing import Literal
 from harness import latency, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
-from harness.environment import capture, peak_rss_bytes
+from harness.environment import PeakMemory, capture
 from harness.errors import DataError, HarnessError, NonFiniteScoreError
 from harness.hashing import file_sha256
 from harness.metrics import Evaluation, evaluate
@@ -134,7 +134,7 @@ def protocol_card(suite: Suite, spec: DatasetSpec, dataset: Dataset, system: dic
         candidates=candidates,
         depth=spec.depth,
         remove_self_matches=spec.remove_self_matches,
-        filters={"dropped": dataset.report.dropped, "checks": spec.checks.model_dump(mode="json"),
+        filters={"dropped": dataset.report.dropped, "kept": dataset.report.kept, "checks": spec.checks.model_dump(mode="json"),
                  "sample": spec.sample.model_dump(mode="json") if spec.sample else None},
         metrics=spec.metrics,
         main_metric=spec.main_metric,
@@ -157,6 +157,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
+    memory = PeakMemory()  # from here: this unit's peak, not an earlier unit's in the same process
     dataset = load_dataset(spec, suite.name)
     timings["load_data_s"] = time.perf_counter() - start
     if spec.mode == "rerank" and spec.candidates.source == "dataset" and not dataset.candidates:
@@ -203,8 +204,8 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         key=key, suite=suite.name, dataset=spec.name, retriever=identity, protocol=card.to_dict(),
         protocol_hash=card.protocol_hash, card_hash=card.card_hash, main_metric=spec.main_metric,
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
-        cost={**cost, "peak_rss_bytes": peak_rss_bytes()}, ties=tie_record(evaluation, "trec_eval"),
-        environment=capture(), created=now(),
+        cost={**cost, "peak_rss_bytes": memory.bytes(), "peak_rss_scope": memory.scope},
+        ties=tie_record(evaluation, "trec_eval"), environment=capture(), created=now(),
     )
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)

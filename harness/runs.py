@@ -4,12 +4,16 @@ A run built from scores keeps trec_eval's order: score descending, ties broken b
 descending. Every metric is computed on a run's order, so results agree with trec_eval even when
 scores tie. Another system's file can instead keep the order its system gave, its rank column
 (``ties="rank"``): fp16-rounded scores tie often, and trec_eval's order is then not that system's.
+Retrievers cut their top k in the same order (``tie_ranks``, ``top_k``), so which of several tied
+documents survive the depth cut is trec_eval's choice too, not the implementation's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+
+import numpy as np
 
 from harness.errors import UnknownNameError
 from harness.formats import trec
@@ -22,6 +26,33 @@ def _trec_order(scores: Mapping[str, float]) -> list[tuple[str, float]]:
     # Two stable sorts: by doc id descending, then by score descending.
     by_doc = sorted(scores.items(), key=lambda item: item[0], reverse=True)
     return sorted(by_doc, key=lambda item: item[1], reverse=True)
+
+
+def tie_ranks(doc_ids: list[str]) -> np.ndarray:
+    """Each document's place in trec_eval's tie order (document id descending, as ``_trec_order``
+    compares ids): of two equal scores, the lower rank comes first."""
+    order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__, reverse=True)
+    ranks = np.empty(len(doc_ids), dtype=np.int64)
+    ranks[order] = np.arange(len(doc_ids), dtype=np.int64)
+    return ranks
+
+
+def top_k(scores: np.ndarray, k: int, ranks: np.ndarray) -> np.ndarray:
+    """Positions of the ``k`` best of one query's ``scores`` (one per document), in trec_eval order:
+    score descending, then ``ranks`` (``tie_ranks``) ascending. A group tied at the cut is cut by
+    rank, so the set returned is the first k of the whole sorted ranking."""
+    n = scores.shape[0]
+    if k >= n:
+        chosen = np.arange(n)
+    elif k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    else:
+        kth = np.partition(scores, n - k)[n - k]  # the k-th largest score
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)
+        tied = tied[np.argsort(ranks[tied], kind="stable")[:k - above.size]]
+        chosen = np.concatenate([above, tied])
+    return chosen[np.lexsort((ranks[chosen], -scores[chosen]))]
 
 
 class Run(Mapping[str, list[tuple[str, float]]]):

@@ -33,17 +33,41 @@ class _Strict(BaseModel):
 
 
 class Policy(str, Enum):
-    """What loading does with invalid data: stop with an error, or drop it and count the drop."""
+    """What loading does with invalid data: stop with an error, drop it, or keep it; drops and
+    keeps are counted."""
 
     error = "error"
     drop = "drop"
+    keep = "keep"
 
 
 class Checks(_Strict):
+    """``empty_documents: keep`` searches them as empty texts (BEIR keeps them); ``drop`` takes them
+    out of the corpus, their judgments staying. ``unknown_judgments: keep`` keeps judgments naming
+    documents absent from the corpus in the ideal ranking, as trec_eval and BEIR do; judgments of
+    queries with no text are left out (no run holds them) and counted."""
+
     duplicate_ids: Policy = Policy.error
-    empty_documents: Policy = Policy.drop
+    empty_documents: Policy = Policy.keep
     empty_queries: Policy = Policy.error
-    unknown_judgments: Policy = Policy.drop
+    unknown_judgments: Policy = Policy.keep
+
+    @field_validator("duplicate_ids", "empty_queries")
+    @classmethod
+    def _error_or_drop(cls, value: Policy, info) -> Policy:
+        if value is Policy.keep:
+            raise ValueError(f"`keep` does not apply to {info.field_name}: give `error` or `drop`")
+        return value
+
+    @field_validator("unknown_judgments")
+    @classmethod
+    def _judgments_stay(cls, value: Policy) -> Policy:
+        if value is Policy.drop:
+            raise ValueError(
+                "judgments naming documents absent from the corpus are not dropped: trec_eval and BEIR keep "
+                "them in the ideal ranking, and dropping them raises nDCG and recall above the published "
+                "figures. Give `keep` (the default) or `error`")
+        return value
 
 
 class IrDatasetsSource(_Strict):
@@ -216,8 +240,9 @@ class Expected(_Strict):
 
 class Sample(_Strict):
     """A smoke run on part of the data: ``queries`` judged queries (seeded choice), and a corpus of
-    their judged documents plus seeded random others up to ``documents``. It is in the protocol
-    card, so sampled numbers never compare with full runs."""
+    their judged documents and the dataset's re-ranking candidates for them, plus seeded random
+    others up to ``documents``. It is in the protocol card, so sampled numbers never compare with
+    full runs."""
 
     queries: PositiveInt | None = None
     documents: PositiveInt | None = None

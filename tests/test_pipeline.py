@@ -14,6 +14,7 @@ from harness.runs import Run
 from harness.suite import load_suite
 
 from tests.helpers import ndcg
+from tests.conftest import SCIFACT_SUITE
 
 
 
@@ -47,6 +48,23 @@ class Reverse(Retriever):
 
     def rerank(self, ids, texts, candidates):
         return Run({q: {d: float(i) for i, d in enumerate(candidates[q])} for q in ids})
+
+
+class Allocates(FirstDocuments):
+    """FirstDocuments that holds ``mib`` MiB (touched, so resident) while it indexes."""
+
+    def __init__(self, mib: int = 0):
+        super().__init__(10)
+        self.mib = mib
+
+    def settings(self):
+        return {"rule": f"first 10 documents, {self.mib} MiB held while indexing"}
+
+    def index(self, ids, texts):
+        import numpy as np
+
+        np.ones(self.mib << 20, dtype=np.uint8)  # written, so resident, then freed
+        self.ids = ids
 
 
 SCIFACT_ONLY = """name: beir
@@ -212,3 +230,73 @@ def test_an_imported_run_in_its_rank_order_is_another_result(offline, tmp_path):
     assert evaluate(qrels, stored, records["rank"].protocol["metrics"]).mean == records["rank"].metrics
     assert import_run(tmp_path / "theirs.trec", path, "scifact", "theirs", tmp_path / "results",
                       ties="rank").status == "skipped"
+
+
+EDITED_SUITE = """name: edited
+defaults: {{language: en, split: test, metrics: [ndcg@10, recall@100]}}
+datasets:
+  scifact-edited:
+    source:
+      kind: huggingface
+      repo: tests/scifact-edited
+      revision: "{commit}"
+      documents: {{files: [corpus.jsonl], id: _id, title: title, text: text}}
+      queries: {{files: [queries.jsonl], id: _id, text: text}}
+      judgments: {{files: [qrels.jsonl], query_id: query-id, doc_id: corpus-id, relevance: score}}
+retrievers:
+  bm25: {{class: bm25}}
+"""
+
+
+def test_scores_use_the_official_judgments_when_a_judged_document_is_empty_or_missing(offline, tmp_path, monkeypatch):
+    """SciFact with one judged document emptied and one removed from the corpus, read through the
+    hub source: BM25's stored nDCG@10 and recall@100 are pytrec_eval's on the official judgments."""
+    import pytrec_eval
+
+    from harness.data.load import load_dataset
+    from tests.data.sources.hubcache import jsonl, offline_hub, put
+
+    official = load_dataset(load_suite(SCIFACT_SUITE).dataset("scifact"), "beir")
+    qrels = official.qrels.to_dict()
+    # The first judged documents of the first two queries with two or more judgments.
+    emptied, removed = [next(iter(qrels[q])) for q in sorted(qrels, key=int) if len(qrels[q]) > 1][:2]
+    corpus = official.corpus
+    documents = [{"_id": d, "title": "" if d == emptied else t, "text": "" if d == emptied else x}
+                 for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts) if d != removed]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    put(offline_hub(monkeypatch, tmp_path), "tests/scifact-edited", commit, {
+        "corpus.jsonl": jsonl(documents),
+        "queries.jsonl": jsonl([{"_id": q, "text": t} for q, t in zip(official.queries.ids, official.queries.texts)]),
+        "qrels.jsonl": jsonl([{"query-id": q, "corpus-id": d, "score": g} for q in qrels for d, g in qrels[q].items()]),
+    })
+    path = tmp_path / "edited.yaml"
+    path.write_text(EDITED_SUITE.format(commit=commit))
+    outcome = execute(Unit(str(path), "scifact-edited", "bm25", latency_queries=0), tmp_path / "results")
+    record = next(r for _, r in ResultStore(tmp_path / "results").records())
+    assert record.protocol["filters"]["kept"] == {"empty_documents": 1, "judgments_absent_document": 1}
+    assert record.n_queries == 300
+
+    run = Run.from_trec(outcome.folder / "run.trec.gz").scores()
+    assert set(run) == set(qrels)  # every judged query is in the run, so pytrec_eval averages the same queries
+    measures = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100"}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, set(measures)).evaluate(run)
+    for measure, name in measures.items():
+        official_mean = sum(v[measure] for v in per_query.values()) / len(per_query)
+        assert record.metrics[name] == pytest.approx(official_mean, abs=1e-9)
+    # Without the two judgments (the emptied and the removed document) the figures would be higher.
+    trimmed = {q: {d: g for d, g in docs.items() if d not in (emptied, removed)} for q, docs in qrels.items()}
+    trimmed_ndcg = pytrec_eval.RelevanceEvaluator(trimmed, {"ndcg_cut_10"}).evaluate(run)
+    assert sum(v["ndcg_cut_10"] for v in trimmed_ndcg.values()) / len(trimmed_ndcg) > record.metrics["ndcg@10"]
+
+
+def test_peak_memory_is_measured_per_unit_not_across_earlier_units(offline, tmp_path):
+    path = suite_file(tmp_path, retrievers="  big: {class: tests.test_pipeline:Allocates, params: {mib: 400}}\n"
+                                           "  small: {class: tests.test_pipeline:Allocates, params: {mib: 0}}\n")
+    # A small unit first, so that what every unit imports (ranx, ...) is resident before the big one.
+    execute(Unit(str(path), "scifact", "small", sample=(5, 100), latency_queries=0), tmp_path / "first")
+    big = execute(Unit(str(path), "scifact", "big", sample=(5, 100), latency_queries=0), tmp_path / "results")
+    small = execute(Unit(str(path), "scifact", "small", sample=(5, 100), latency_queries=0), tmp_path / "results")
+    big_cost, small_cost = (load_record(o.folder).cost for o in (big, small))
+    assert big_cost["peak_rss_scope"] == small_cost["peak_rss_scope"] == "unit"
+    # The second unit, run after the first in the same process, does not inherit its 400 MiB peak.
+    assert small_cost["peak_rss_bytes"] < big_cost["peak_rss_bytes"] - (300 << 20)

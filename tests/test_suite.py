@@ -84,6 +84,17 @@ def test_main_metric_must_be_among_metrics(tmp_path):
         load_suite(path)
 
 
+def test_check_policies_default_to_keeping_and_a_judgment_drop_is_refused(tmp_path):
+    checks = load_suite(write(tmp_path, GOOD)).dataset("scifact").checks
+    assert (checks.empty_documents, checks.unknown_judgments) == (Policy.keep, Policy.keep)
+    path = write(tmp_path, GOOD.replace("    remove_self_matches: true",
+                                        "    remove_self_matches: true\n    checks: {unknown_judgments: drop}"))
+    with pytest.raises(SuiteError) as e:
+        load_suite(path)
+    assert str(e.value).startswith(f"{path}:13: field `datasets.arguana.checks.unknown_judgments`: judgments naming "
+                                   "documents absent from the corpus are not dropped: trec_eval and BEIR keep them")
+
+
 def test_unknown_metric_in_defaults_points_at_defaults(tmp_path):
     path = write(tmp_path, GOOD.replace("[ndcg@10, recall@100]", "[ndcg@10, recal@100]"))
     with pytest.raises(SuiteError) as e:

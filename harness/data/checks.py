@@ -1,6 +1,11 @@
 """Data checks applied to every dataset, whatever its source. Invalid rows either stop the
-load with an error naming them, or are dropped and counted in a ``DataReport`` (and so in
-the protocol card): never dropped silently."""
+load with an error naming them, or are dropped or kept and counted in a ``DataReport`` (and so
+in the protocol card): never dropped silently.
+
+Judgments stay as the official files have them. One naming a document absent from the corpus (not
+in the source, or dropped by a check here) is kept: trec_eval and BEIR's evaluation count it in
+the ideal ranking, and dropping it would raise nDCG and recall above the published figures. Only
+judgments of queries with no query text leave the qrels, since no run can hold those queries."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ class _Tally:
     def __init__(self, where: str):
         self.where = where
         self.dropped: Counter[str] = Counter()
+        self.kept: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
 
     def handle(self, reason: str, ids: list[str], policy: Policy, what: str, fix: str) -> None:
@@ -27,12 +33,14 @@ class _Tally:
         shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         if policy is Policy.error:
             raise DataError(f"{self.where}: {len(ids)} {what}: {shown}. {fix}")
-        self.dropped[reason] += len(ids)
+        (self.kept if policy is Policy.keep else self.dropped)[reason] += len(ids)
         self.examples[reason] = list(ids[:5])
-        log.warning("%s: dropped %d %s: %s", self.where, len(ids), what, shown)
+        log.warning("%s: %s %d %s: %s", self.where, "kept" if policy is Policy.keep else "dropped", len(ids),
+                    what, shown)
 
     def report(self) -> DataReport:
-        return DataReport(dropped=dict(sorted(self.dropped.items())), examples=self.examples)
+        return DataReport(dropped=dict(sorted(self.dropped.items())), kept=dict(sorted(self.kept.items())),
+                          examples=self.examples)
 
 
 def _duplicates(ids: list[str]) -> list[str]:
@@ -41,31 +49,32 @@ def _duplicates(ids: list[str]) -> list[str]:
 
 def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qrels, DataReport]:
     tally = _Tally(where)
-    fix_policy = "Set `checks.{}: drop` in the suite to drop and count them instead."
+    fix_policy = "Set `checks.{}: {}` in the suite to {} and count them instead."
 
     docs = raw.documents
     dup = _duplicates([d[0] for d in docs])
     tally.handle("duplicate_document_ids", dup, policy.duplicate_ids, "duplicate document ids",
-                 fix_policy.format("duplicate_ids") + " The first occurrence is kept.")
+                 fix_policy.format("duplicate_ids", "drop", "drop") + " The first occurrence is kept.")
     if dup:
         seen: set[str] = set()
         docs = [d for d in docs if not (d[0] in seen or seen.add(d[0]))]
     empty = [d[0] for d in docs if not d[1].strip() and not d[2].strip()]
     tally.handle("empty_documents", empty, policy.empty_documents, "documents with empty title and text",
-                 fix_policy.format("empty_documents"))
-    if empty:
+                 fix_policy.format("empty_documents", "keep", "search them as empty texts, as BEIR does,"))
+    if empty and policy.empty_documents is Policy.drop:
         gone = set(empty)
         docs = [d for d in docs if d[0] not in gone]
 
     queries = raw.queries
     dup = _duplicates([q[0] for q in queries])
     tally.handle("duplicate_query_ids", dup, policy.duplicate_ids, "duplicate query ids",
-                 fix_policy.format("duplicate_ids") + " The first occurrence is kept.")
+                 fix_policy.format("duplicate_ids", "drop", "drop") + " The first occurrence is kept.")
     if dup:
         seen = set()
         queries = [q for q in queries if not (q[0] in seen or seen.add(q[0]))]
     empty = [q[0] for q in queries if not q[1].strip()]
-    tally.handle("empty_queries", empty, policy.empty_queries, "empty queries", fix_policy.format("empty_queries"))
+    tally.handle("empty_queries", empty, policy.empty_queries, "empty queries",
+                 fix_policy.format("empty_queries", "drop", "drop"))
     if empty:
         gone = set(empty)
         queries = [q for q in queries if q[0] not in gone]
@@ -73,15 +82,20 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
     doc_ids = {d[0] for d in docs}
     query_ids = {q[0] for q in queries}
     judgments = raw.judgments
+    absent = [f"{j[0]}/{j[1]}" for j in judgments if j[0] in query_ids and j[1] not in doc_ids]
+    tally.handle("judgments_absent_document", absent, policy.unknown_judgments,
+                 "judgments (query/document) naming documents not in the corpus (absent from the source or "
+                 "dropped by the checks)", fix_policy.format("unknown_judgments", "keep", "keep them in the qrels"))
+    # No run can hold a query without text, so its judgments cannot be evaluated whatever the
+    # policy (trec_eval evaluates the run's queries): they are left out, and counted.
     unknown_q = sorted({j[0] for j in judgments if j[0] not in query_ids})
-    tally.handle("judgments_unknown_query", [f"{q}" for q in unknown_q], policy.unknown_judgments,
-                 "judged query ids with no query text", fix_policy.format("unknown_judgments"))
-    unknown_d = [f"{j[0]}/{j[1]}" for j in judgments if j[0] in query_ids and j[1] not in doc_ids]
-    tally.handle("judgments_unknown_document", unknown_d, policy.unknown_judgments,
-                 "judgments (query/document) naming documents not in the corpus", fix_policy.format("unknown_judgments"))
+    tally.handle("judgments_unknown_query", unknown_q,
+                 Policy.error if policy.unknown_judgments is Policy.error else Policy.drop,
+                 "judged query ids with no query text",
+                 fix_policy.format("unknown_judgments", "keep", "leave their judgments out (no run holds them)"))
     qrels: dict[str, dict[str, int]] = {}
     for qid, did, grade in judgments:
-        if qid in query_ids and did in doc_ids:
+        if qid in query_ids:
             qrels.setdefault(qid, {})[did] = grade
 
     # Queries nobody judged cannot be scored; search only the judged ones, and say so.

@@ -33,7 +33,7 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     if spec.sample is not None:
-        corpus, queries, qrels = sample(corpus, queries, qrels, spec.sample)
+        corpus, queries, qrels = sample(corpus, queries, qrels, spec.sample, raw.candidates)
     return Dataset(
         name=spec.name, language=spec.language, corpus=corpus, queries=queries, qrels=qrels,
         candidates=raw.candidates, report=report, revision=revision,
@@ -63,8 +63,11 @@ def _check_expected(spec: DatasetSpec, raw: RawData, where: str) -> None:
         )
 
 
-def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample) -> tuple[Corpus, Queries, Qrels]:
-    """Seeded subset: queries first, then a corpus that still holds every document they judge."""
+def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample,
+           candidates: dict[str, list[str]] | None = None) -> tuple[Corpus, Queries, Qrels]:
+    """Seeded subset: queries first, then a corpus that still holds every document they judge and
+    every re-ranking candidate the dataset gives them (so a sampled re-ranking run scores its real
+    candidates), plus random others up to ``spec.documents``."""
     rng = random.Random(spec.seed)
     query_ids = list(queries.ids)
     if spec.queries is not None and spec.queries < len(query_ids):
@@ -73,9 +76,11 @@ def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample) -> tupl
     qrels = Qrels({q: qrels[q] for q in query_ids})
     keep = set()
     if spec.documents is not None and spec.documents < len(corpus):
-        judged = {d for q in query_ids for d in qrels[q]}
-        others = [d for d in corpus.ids if d not in judged]
-        keep = judged | set(rng.sample(others, max(0, min(len(others), spec.documents - len(judged)))))
+        in_corpus = set(corpus.ids)  # judgments may name documents absent from the corpus
+        needed = {d for q in query_ids for d in qrels[q]} | {d for q in query_ids for d in (candidates or {}).get(q, [])}
+        needed &= in_corpus
+        others = [d for d in corpus.ids if d not in needed]
+        keep = needed | set(rng.sample(others, max(0, min(len(others), spec.documents - len(needed)))))
     rows = [i for i, d in enumerate(corpus.ids) if not keep or d in keep]
     corpus = Corpus(ids=[corpus.ids[i] for i in rows], titles=[corpus.titles[i] for i in rows],
                     texts=[corpus.texts[i] for i in rows])

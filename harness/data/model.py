@@ -74,10 +74,12 @@ class Qrels(Mapping[str, Mapping[str, int]]):
 
 @dataclass(frozen=True)
 class DataReport:
-    """What loading dropped, by reason. It enters the protocol card: a dataset loaded with
-    other drops is another protocol."""
+    """What loading dropped, and what it kept though a check flagged it (empty documents,
+    judgments naming documents absent from the corpus), by reason. It enters the protocol card:
+    a dataset loaded with other drops is another protocol."""
 
     dropped: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property

@@ -30,7 +30,9 @@ map is open, so one pass would leave the whole store resident (``_ChunkReader``)
 The running top-k is kept as uint64 keys ``(descending-score bits << 32) | doc index``: keys are
 unique, their ascending order is "score descending, lower doc index first", and ``np.partition``
 on them is exact with ties, so chunk results are merged with a linear-time partition and sorted
-once at the end.
+once at the end. ``tie_rank`` (a permutation of the documents) takes the doc index's place in the
+keys and is mapped back after decoding, so that ties fall in another order (the retrievers pass
+trec_eval's, ``harness.runs.tie_ranks``) and the top-k set is that order's first k.
 
 ``compute_dtype=torch.bfloat16`` rounds both sides to bfloat16 for the matmul (similarities are
 bfloat16 too; max is exact and per-query sums are float32). It is an opt-in fast mode for CPUs
@@ -174,6 +176,15 @@ def _decode(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u.view(np.float32).copy(), (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
+def _check_tie_rank(tie_rank, n_docs: int) -> np.ndarray | None:
+    if tie_rank is None:
+        return None
+    ranks = np.asarray(tie_rank, dtype=np.int64).reshape(-1)
+    if ranks.size != n_docs or not np.array_equal(np.sort(ranks), np.arange(n_docs)):
+        raise ValueError(f"tie_rank must be a permutation of 0..{n_docs - 1} (one rank per document)")
+    return ranks
+
+
 def _merge(top: np.ndarray, pending: list[np.ndarray], k: int) -> np.ndarray:
     cand = np.concatenate([top, *pending], axis=1)
     if cand.shape[1] > k:
@@ -293,11 +304,12 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
 def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: int | None = None,
                   query_batch: int = 32, chunk_tokens: int | None = None,
                   compute_dtype: torch.dtype = torch.float32,
-                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                  device: str | torch.device = "cpu", tie_rank=None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k late-interaction search over all documents.
 
     Returns (scores float32 (n_q, k'), doc indices int64 (n_q, k')), k' = min(k, n_docs), rows
-    sorted by score descending, ties by lower doc index. Documents are processed in chunks of at
+    sorted by score descending, ties by lower doc index, or by lower ``tie_rank`` (one int per
+    document, a permutation of 0..n_docs-1) when given. Documents are processed in chunks of at
     most ``chunk_tokens`` rows (default 65,536 on a CPU, 262,144 on a GPU; a chunk ends on a
     document boundary unless one document alone is longer), converted to ``compute_dtype`` once per
     chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
@@ -315,6 +327,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     full_dim, use, renorm = _full_dim_and_use(doc_vectors, dim)
     q, mask = _prepare_queries(queries, query_mask, full_dim, use, renorm)
     n_q, n_docs = q.shape[0], offsets.size - 1
+    ranks = _check_tie_rank(tie_rank, n_docs)
     kk = min(int(k), n_docs)
     if kk <= 0 or n_q == 0:
         return np.zeros((n_q, max(kk, 0)), np.float32), np.zeros((n_q, max(kk, 0)), np.int64)
@@ -369,7 +382,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
                         mx = per_doc[:nd * rows].view(nd, rows)
                         torch.amax(st.view(nd, lp, rows), dim=1, out=mx)
                         scores[:, first:first + nd] = doc_scores(mx, q_max, b)
-                chunk_keys.append(_encode(scores, plan.doc_ids))
+                chunk_keys.append(_encode(scores, plan.doc_ids if ranks is None else ranks[plan.doc_ids]))
             for doc, s, e, cont_first, cont_last in plan.long:
                 run = carry[bi] if cont_first else None
                 if q_max:
@@ -384,7 +397,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
                     continue
                 carry[bi] = None
                 scores = doc_scores(run[None], q_max, b) if q_max else np.zeros((b, 1), np.float32)
-                chunk_keys.append(_encode(scores, np.array([doc], dtype=np.int64)))
+                chunk_keys.append(_encode(scores, np.array([doc if ranks is None else ranks[doc]], dtype=np.int64)))
             if chunk_keys:
                 pending[bi].extend(chunk_keys)
                 if bi == 0:
@@ -400,7 +413,10 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     keys = np.empty((n_q, kk), dtype=np.uint64)
     for (idx, _, _), top in zip(batches, tops):
         keys[idx] = top
-    return _decode(np.sort(keys, axis=1))
+    scores, found = _decode(np.sort(keys, axis=1))
+    if ranks is not None:
+        found = np.argsort(ranks)[found]  # rank -> doc index
+    return scores, found
 
 
 @torch.inference_mode()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.retrievers.base import Retriever
-from harness.runs import Run
+from harness.runs import Run, tie_ranks, top_k
 from harness.text import AUTO, Analyzer, analyzer_for, language_code
 from harness.text.base import versions
 
@@ -49,6 +49,7 @@ class BM25Retriever(Retriever):
         self._analyzer: Analyzer | None = None if language == AUTO else analyzer_for(language, **self._options)
         self._model = None
         self._doc_ids: list[str] = []
+        self._tie_ranks = np.zeros(0, dtype=np.int64)
 
     def set_language(self, language: str) -> None:
         self._dataset_language = language
@@ -80,11 +81,15 @@ class BM25Retriever(Retriever):
         import bm25s
 
         self._doc_ids = list(ids)
-        self._model = bm25s.BM25(method=self.method, k1=self.k1, b=self.b)
-        self._model.index(self.tokenize(texts), show_progress=False)
+        self._tie_ranks = tie_ranks(self._doc_ids)
+        tokens = self.tokenize(texts)
+        self._model = None
+        if any(tokens):  # bm25s cannot index a corpus without one term; every score is then 0
+            self._model = bm25s.BM25(method=self.method, k1=self.k1, b=self.b)
+            self._model.index(tokens, show_progress=False)
 
     def _scores(self, tokens: list[str]) -> np.ndarray:
-        if not tokens:
+        if not tokens or self._model is None:
             return np.zeros(len(self._doc_ids), dtype=np.float32)
         return self._model.get_scores(tokens)
 
@@ -93,7 +98,7 @@ class BM25Retriever(Retriever):
         out: dict[str, dict[str, float]] = {}
         for qid, tokens in zip(ids, self.tokenize(texts)):
             scores = self._scores(tokens)
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top_k(scores, k, self._tie_ranks)
             # Documents sharing no term with the query score 0 and are not retrieved.
             out[qid] = {self._doc_ids[i]: float(scores[i]) for i in top if scores[i] > 0}
         return Run(out, name="bm25")

@@ -26,7 +26,7 @@ from harness.hashing import sha256
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
-from harness.runs import Run
+from harness.runs import Run, tie_ranks, top_k
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class DenseRetriever(Retriever):
         self._model_identity: dict[str, Any] | None = None
         self._store = None
         self._ids: list[str] = []
+        self._tie_ranks = np.zeros(0, dtype=np.int64)
         self.device = check_device_name(device)  # resolved when the model is loaded
         self._cost: dict[str, Any] = {}
         self._search_start = 0.0
@@ -106,6 +107,7 @@ class DenseRetriever(Retriever):
 
     def index(self, ids: list[str], texts: list[str]) -> None:
         self._ids = list(ids)
+        self._tie_ranks = tie_ranks(self._ids)
         key = {"role": "document", "kind": "dense", "model": self._identity(), "max_seq_length": self._st().max_seq_length,
                "prompt": self.document_prompt, "corpus": cache.corpus_fingerprint(ids, texts), "dtype": "float32",
                # Pooling and normalisation are sentence-transformers' own code.
@@ -141,8 +143,7 @@ class DenseRetriever(Retriever):
 
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
         scores = self._scores(texts)
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.argsort(-scores, axis=1)
+        top = [top_k(row, k, self._tie_ranks) for row in scores]
         self._cost["search_s"] = time.perf_counter() - self._search_start
         return Run({q: {self._ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(ids)})
 

@@ -25,7 +25,7 @@ from harness.index import cache
 from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.index.compressed_store import CompressedStore
 from harness.retrievers.base import Retriever
-from harness.runs import Run
+from harness.runs import Run, tie_ranks
 
 PRECISIONS = ("fp32", "bf16")
 _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize", "dim")
@@ -56,6 +56,7 @@ class LateInteractionRetriever(Retriever):
         self._store = None
         self._compressed: CompressedStore | None = None
         self._ids: list[str] = []
+        self._tie_ranks = np.zeros(0, dtype=np.int64)
 
     def _check_values(self) -> None:
         """Values the encoder or the index would refuse only after encoding: refused now, with the range."""
@@ -133,6 +134,7 @@ class LateInteractionRetriever(Retriever):
 
     def index(self, ids: list[str], texts: list[str]) -> None:
         self._ids = list(ids)
+        self._tie_ranks = tie_ranks(self._ids)
         self._cost["device"] = self.device
         t = time.perf_counter()
         self._store, hit = cache.open_or_build(
@@ -204,7 +206,8 @@ class LateInteractionRetriever(Retriever):
         vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
         scores, indices = maxsim_search(vectors, mask, doc_vectors, offsets, k, dim=dim,
-                                        compute_dtype=self._compute_dtype(), device=self.device)
+                                        compute_dtype=self._compute_dtype(), device=self.device,
+                                        tie_rank=self._tie_ranks)
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
         return Run({qid: {doc_ids[j]: float(s) for j, s in zip(indices[i], scores[i])} for i, qid in enumerate(ids)})

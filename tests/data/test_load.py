@@ -99,3 +99,28 @@ def test_sample_keeps_judged_documents_and_is_seeded(offline):
     # corpus order is preserved: a subsequence of the full corpus
     positions = [full.corpus.ids.index(d) for d in small.corpus.ids]
     assert positions == sorted(positions)
+
+
+def test_a_sampled_rerank_dataset_keeps_every_candidate_of_its_queries(tmp_path, monkeypatch):
+    """JaCWIR (in its own hub layout): a query's candidates are its judged positive and two mined,
+    unjudged negatives. A smoke run's corpus keeps all of them, so it re-ranks the real lists."""
+    from harness.pipeline import Unit, execute
+    from harness.runs import Run
+    from harness.suite import Sample
+    from tests.data.sources.hubcache import offline_hub, put, suite_without_expected
+    from tests.data.sources.test_huggingface import JACWIR, PAGES, jacwir_files
+
+    hub = offline_hub(monkeypatch, tmp_path)
+    # More pages in the collection than candidates, so that the sample has others to choose from.
+    pages = {**PAGES, **{f"x{i}": ("天気", f"予報{i}") for i in range(20)}}
+    put(hub, "hotchpotch/JaCWIR", JACWIR, jacwir_files(pages=pages))
+    suite = suite_without_expected("jqara", tmp_path)
+    spec = load_suite(suite).dataset("jacwir")
+    for documents in (2, 6):
+        small = load_dataset(spec.model_copy(update={"sample": Sample(queries=1, documents=documents)}), "jqara")
+        (query,) = small.queries.ids
+        assert set(small.candidates[query]) <= set(small.corpus.ids)
+        assert len(small.corpus) == max(documents, 3)  # three candidates, the judged one among them
+    outcome = execute(Unit(str(suite), "jacwir", "bm25", sample=(1, 2), latency_queries=0), tmp_path / "results")
+    ((_, ranking),) = Run.from_trec(outcome.folder / "run.trec.gz").items()
+    assert sorted(d for d, _ in ranking) == sorted(small.candidates[query])

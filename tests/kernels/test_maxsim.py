@@ -127,6 +127,29 @@ def test_many_chunks_with_tiny_tiles(monkeypatch):
     assert_search_matches(scores, ids, ref, 20)
 
 
+def test_tie_rank_orders_ties_and_decides_which_survive_the_cut(monkeypatch):
+    """Docs 7, 40, 41 and 100 tie at query 0's top; query 1 scores every document 0. With a
+    shuffled ``tie_rank``, a cut inside a tie keeps the lowest ranks: the first k of the full ranking."""
+    monkeypatch.setattr(maxsim, "_TILE_ELEMS", 1)  # short and piecewise (long) documents both
+    monkeypatch.setattr(maxsim, "_MIN_TILE_COLS", 16)
+    vectors, offsets = corpus(seed=9)
+    q, mask = queries_for(vectors, offsets, seed=10)
+    rank = np.random.default_rng(11).permutation(120)
+    full_scores, full_ids = maxsim_search(q, mask, vectors, offsets, k=120, chunk_tokens=97, query_batch=3,
+                                          tie_rank=rank)
+    for s, i in zip(full_scores, full_ids):
+        assert np.array_equal(np.lexsort((rank[i], -s)), np.arange(120))  # score desc, then rank asc
+    assert sorted(full_ids[0, :4].tolist()) == [7, 40, 41, 100]
+    assert full_ids[0, :4].tolist() == sorted([7, 40, 41, 100], key=lambda d: rank[d])
+    assert full_ids[1].tolist() == np.argsort(rank).tolist()
+    for k in (2, 3, 10, 50):
+        scores, ids = maxsim_search(q, mask, vectors, offsets, k=k, chunk_tokens=97, query_batch=3, tie_rank=rank)
+        np.testing.assert_array_equal(ids, full_ids[:, :k])
+        np.testing.assert_array_equal(scores, full_scores[:, :k])
+    with pytest.raises(ValueError, match="tie_rank must be a permutation of 0..119"):
+        maxsim_search(q, mask, vectors, offsets, k=3, tie_rank=np.zeros(120, np.int64))
+
+
 @pytest.mark.parametrize("dim", [32, 16])
 def test_matryoshka_dim_renormalises_both_sides(dim):
     vectors, offsets = corpus(seed=11)

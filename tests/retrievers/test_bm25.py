@@ -188,3 +188,34 @@ def test_the_pipeline_gives_the_suites_language_to_both_stages(offline, tmp_path
     system = load_record(outcome.folder).protocol["system"]
     assert system["language"] == {"requested": "auto", "dataset": "de"}
     assert system["tokenizer"]["stemmer"] == "pystemmer:german"
+
+
+def tied_corpus(seed: int = 0) -> tuple[list[str], list[str]]:
+    """Two groups of 15 identical texts (each group ties on any query) and 10 other documents,
+    under shuffled ids, so that corpus position and trec_eval's id order differ."""
+    import random
+
+    texts = ["vitamin d and bone density"] * 15 + ["vitamin c in winter"] * 15 + [f"protein folding {i}" for i in range(10)]
+    ids = [f"doc{n:03d}" for n in random.Random(seed).sample(range(1000), len(texts))]
+    return ids, texts
+
+
+def test_ties_at_the_depth_cut_fall_in_trec_eval_order():
+    ids, texts = tied_corpus()
+    bm25 = BM25Retriever()
+    bm25.index(ids, texts)
+    full = bm25.search(["q"], ["vitamin bone"], k=1000)["q"]
+    assert len({s for _, s in full}) == 2  # two groups of tied scores
+    for k in (7, 15, 22, 29):  # inside the first group, at its end, inside the second
+        assert bm25.search(["q"], ["vitamin bone"], k=k)["q"] == full[:k], k
+
+
+def test_empty_documents_are_indexed_and_never_retrieved():
+    bm25 = BM25Retriever()
+    bm25.index(["a", "b", "c"], ["vitamin d bone", "", "bone cold"])
+    assert [d for d, _ in bm25.search(["q"], ["bone"], k=10)["q"]] == ["c", "a"]
+    assert bm25.rerank(["q"], ["bone"], {"q": ["b"]})["q"] == [("b", 0.0)]
+    nothing = BM25Retriever()
+    nothing.index(["a", "b"], ["", "the of"])  # not one term in the corpus: bm25s cannot index it
+    assert nothing.search(["q"], ["bone"], k=10)["q"] == []
+    assert nothing.rerank(["q"], ["bone"], {"q": ["a"]})["q"] == [("a", 0.0)]

@@ -123,3 +123,25 @@ def test_a_local_model_folder_changed_in_place_is_run_again_and_the_old_result_s
              "[m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["skipped", edited.folder.name, "[]"]
+
+
+def test_ties_at_the_depth_cut_fall_in_trec_eval_order():
+    from tests.retrievers.test_bm25 import tied_corpus
+
+    ids, texts = tied_corpus()
+    dense = DenseRetriever(MODEL)
+    dense.index(ids, texts)
+    queries = ["vitamin and bones", "protein"]
+    full = dense.search(["q1", "q2"], queries, k=1000)
+    # Copies of one text have one vector: 15 documents tie on the first group's score.
+    assert [s for _, s in full["q1"][:16]].count(full["q1"][0][1]) == 15
+    for k in (7, 15, 22):
+        cut = dense.search(["q1", "q2"], queries, k=k)
+        assert cut["q1"] == full["q1"][:k] and cut["q2"] == full["q2"][:k], k
+
+
+def test_an_empty_document_is_encoded_as_an_empty_text():
+    dense = DenseRetriever(MODEL)
+    dense.index(["a", "b", "c"], ["vitamin d and bone density", "", "the common cold"])
+    run = dense.search(["q"], ["bone density"], k=10)
+    assert [d for d, _ in run["q"]][0] == "a" and len(run["q"]) == 3

@@ -345,3 +345,27 @@ def test_the_cli_runs_a_checkpoints_own_model_code_only_when_asked(tmp_path):
     assert record.protocol["system"]["model"]["trust_remote_code"] is True
     assert record.protocol["system"]["encoder"]["query_marker"] == "[QueryMarker]"
     assert "trust_remote_code" not in record.retriever["params"]
+
+
+@pytest.mark.parametrize("storage", ["fp16", "int8"])
+def test_ties_at_the_depth_cut_fall_in_trec_eval_order(storage):
+    from tests.retrievers.test_bm25 import tied_corpus
+
+    ids, texts = tied_corpus()
+    r = retriever(storage=storage, **({"dim": 128} if storage != "fp16" else {}))
+    r.index(ids, texts)
+    queries = ["vitamin and bones", "protein"]
+    full = r.search(["q1", "q2"], queries, k=1000)
+    # Copies of one text have the same token vectors: 15 documents tie on the first group's score.
+    assert [s for _, s in full["q1"][:16]].count(full["q1"][0][1]) == 15
+    for k in (7, 15, 22):
+        cut = r.search(["q1", "q2"], queries, k=k)
+        assert cut["q1"] == full["q1"][:k] and cut["q2"] == full["q2"][:k], k
+
+
+def test_an_empty_document_is_encoded_as_an_empty_text():
+    r = retriever()
+    r.index(["a", "b", "c"], ["vitamin d and bone density", "", "the common cold"])
+    assert r._store.n_docs == 3 and r._store.offsets[2] > r._store.offsets[1]  # its special tokens
+    run = r.search(["q"], ["bone density"], k=10)
+    assert [d for d, _ in run["q"]][0] == "a" and len(run["q"]) == 3

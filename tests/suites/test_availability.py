@@ -87,7 +87,7 @@ def spec_expecting(**expected):
 
 
 RAW = RawData(
-    documents=[("d1", "", "one"), ("d2", "", "   "), ("d3", "t", "three")],  # d2 is empty: the checks drop it
+    documents=[("d1", "", "one"), ("d2", "", "   "), ("d3", "t", "three")],  # d2 is empty: the checks count it
     queries=[("q1", "first"), ("q2", "second")],
     judgments=[("q1", "d1", 1), ("q1", "d2", 0), ("q2", "d3", 2), ("q9", "d1", 1)],  # q9: unknown query
 )

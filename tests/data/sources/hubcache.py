@@ -22,6 +22,19 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+def offline_hub(monkeypatch, root: Path) -> Path:
+    """An empty HF_HOME of an offline user (``root/hf``, returned) and a fresh harness cache
+    (``root/harness``). huggingface_hub is imported first: it reads its cache variables once, at
+    import, and the session's later tests must still find the model weights in the session's cache."""
+    import huggingface_hub.constants  # noqa: F401  (a lazy submodule: importing the package reads nothing)
+
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HARNESS_HOME", str(root / "harness"))
+    return root / "hf"
+
+
 def put(hf_home: Path, repo: str, commit: str, files: dict[str, bytes]) -> Path:
     """Store ``files`` (path in repo -> content) as the cache holds repo ``repo`` at ``commit``."""
     root = hf_home / "hub" / ("datasets--" + repo.replace("/", "--"))

@@ -20,7 +20,7 @@ from harness.runs import Run
 from harness.suite import load_suite
 
 from tests.conftest import run_cli
-from tests.data.sources.hubcache import REPO_ROOT, jsonl, parquet, put, suite_without_expected
+from tests.data.sources.hubcache import REPO_ROOT, jsonl, offline_hub, parquet, put, suite_without_expected
 
 SUITES = REPO_ROOT / "suites"
 MLDR = "f3837caa8004c6b49954bb6b511d424222eb9161"
@@ -35,11 +35,7 @@ JQARA_FILE = "data/test-00000-of-00001.parquet"
 @pytest.fixture
 def hub(tmp_path, monkeypatch) -> Path:
     """An empty HF_HOME of an offline user, and a fresh harness cache."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness"))
-    return tmp_path / "hf"
+    return offline_hub(monkeypatch, tmp_path)
 
 
 # -- JQaRA: two questions, three candidates each, one passage shared -----------------------------
