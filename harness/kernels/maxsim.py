@@ -25,14 +25,12 @@ the amax pass over the similarities. Memory is bounded by about two copies of a 
 ``_TILE_ELEMS`` similarities plus small per-batch buffers, whatever the corpus size. A memory-
 mapped store (``np.memmap``) is read chunk by chunk with file reads into one reused buffer, not
 through the map: every page touched through a map stays in the process's resident set while the
-map is open, so one pass would leave the whole store resident (``_ChunkReader``).
+map is open, so one pass would leave the whole store resident (``chunks.ChunkReader``).
 
-The running top-k is kept as uint64 keys ``(descending-score bits << 32) | doc index``: keys are
-unique, their ascending order is "score descending, lower doc index first", and ``np.partition``
-on them is exact with ties, so chunk results are merged with a linear-time partition and sorted
-once at the end. ``tie_rank`` (a permutation of the documents) takes the doc index's place in the
-keys and is mapped back after decoding, so that ties fall in another order (the retrievers pass
-trec_eval's, ``harness.runs.tie_ranks``) and the top-k set is that order's first k.
+The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
+with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
+documents) takes the doc index's place in the keys, so that ties fall in another order (the
+retrievers pass trec_eval's, ``harness.runs.tie_ranks``) and the top-k set is that order's first k.
 
 ``compute_dtype=torch.bfloat16`` rounds both sides to bfloat16 for the matmul (similarities are
 bfloat16 too; max is exact and per-query sums are float32). It is an opt-in fast mode for CPUs
@@ -46,12 +44,14 @@ are larger (``_GPU_TILE_ELEMS``), since there the cost is kernel launches, not c
 
 from __future__ import annotations
 
-import mmap
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from harness.kernels.chunks import Buffers, ChunkPlan, ChunkReader, chunk_cuts
+from harness.kernels.topk import RunningTopK, check_tie_rank
 
 # Similarity values computed per matmul call (rows x columns). ~1M float32 = 4 MiB keeps the
 # tile in L3 for the reduction that follows; tuned with bench/maxsim.py.
@@ -64,7 +64,6 @@ _MIN_TILE_COLS = 256
 _MERGE_DOCS = 8192
 # Rows gathered per step by maxsim_rerank.
 _RERANK_ROWS = 65536
-_WORST_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,150 +124,6 @@ def _load_rows(doc_vectors, rows, use: int, renorm: bool, out: torch.Tensor | No
     return out
 
 
-class _ChunkReader:
-    """Consecutive row ranges of the document matrix, for ``maxsim_search``'s chunk loop.
-
-    A read-only ``np.memmap`` of a file (what ``TokenStore`` opens) is read with file reads into one
-    reused buffer: the file's pages stay in the OS page cache, out of this process's resident set,
-    which holds one chunk. Anything else (in-memory arrays, copy-on-write maps whose changes are not
-    in the file, views, array-likes) is sliced as before.
-    """
-
-    def __init__(self, doc_vectors, max_rows: int):
-        self.doc_vectors, self.buffer = doc_vectors, None
-        if (isinstance(doc_vectors, np.memmap) and isinstance(doc_vectors.base, mmap.mmap)
-                and doc_vectors.mode != "c" and doc_vectors.flags.c_contiguous and doc_vectors.filename
-                and max_rows > 0):
-            self.row_bytes = doc_vectors.shape[1] * doc_vectors.dtype.itemsize
-            self.start = int(doc_vectors.offset)
-            self.buffer = np.empty((max_rows, doc_vectors.shape[1]), dtype=doc_vectors.dtype)
-
-    def rows(self, r0: int, r1: int) -> np.ndarray:
-        if self.buffer is None:
-            return self.doc_vectors[r0:r1]
-        out = self.buffer[:r1 - r0]
-        view = memoryview(out).cast("B")
-        with open(self.doc_vectors.filename, "rb", buffering=0) as f:  # one open per chunk: nothing to close later
-            f.seek(self.start + r0 * self.row_bytes)
-            done = 0
-            while done < len(view):
-                n = f.readinto(view[done:])
-                if not n:
-                    raise OSError(f"{self.doc_vectors.filename}: the file ends before row {r1}")
-                done += n
-        return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Keys: (score desc, doc index asc) as one sortable uint64
-
-
-def _encode(scores: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
-    s = np.ascontiguousarray(scores, dtype=np.float32) + np.float32(0.0)  # -0.0 -> +0.0
-    u = s.view(np.uint32)
-    ascending = np.where(u >> np.uint32(31), ~u, u | np.uint32(0x80000000))
-    return ((~ascending).astype(np.uint64) << np.uint64(32)) | doc_ids.astype(np.uint64)
-
-
-def _decode(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ascending = ~((keys >> np.uint64(32)).astype(np.uint32))
-    u = np.where(ascending >> np.uint32(31), ascending & np.uint32(0x7FFFFFFF), ~ascending)
-    return u.view(np.float32).copy(), (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
-
-
-def _check_tie_rank(tie_rank, n_docs: int) -> np.ndarray | None:
-    if tie_rank is None:
-        return None
-    ranks = np.asarray(tie_rank, dtype=np.int64).reshape(-1)
-    if ranks.size != n_docs or not np.array_equal(np.sort(ranks), np.arange(n_docs)):
-        raise ValueError(f"tie_rank must be a permutation of 0..{n_docs - 1} (one rank per document)")
-    return ranks
-
-
-def _merge(top: np.ndarray, pending: list[np.ndarray], k: int) -> np.ndarray:
-    cand = np.concatenate([top, *pending], axis=1)
-    if cand.shape[1] > k:
-        cand = np.partition(cand, k - 1, axis=1)[:, :k]
-    return cand
-
-
-class _Buffers:
-    """Reused scratch tensors, grown on demand (fresh allocations page-fault on every chunk)."""
-
-    def __init__(self, device: torch.device):
-        self._store: dict[str, torch.Tensor] = {}
-        self.device = device
-
-    def get(self, name: str, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-        n = shape[0] * shape[1]
-        buf = self._store.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != dtype:
-            size = max(n, int(1.25 * buf.numel()) if buf is not None else n)
-            buf = self._store[name] = torch.empty(size, dtype=dtype, device=self.device)
-        return buf[:n].view(shape)
-
-
-# ----------------------------------------------------------------------------------------------
-# Plans
-
-
-def _cuts(bounds: np.ndarray, lo: int, hi: int, limit: int) -> list[int]:
-    """Cut points lo < c1 < ... < hi, spans at most ``limit`` long, each ending on a value of the
-    sorted ``bounds`` (document boundaries) where one fits, else ``limit`` long (inside a long doc)."""
-    cuts, pos = [lo], lo
-    while pos < hi:
-        j = int(np.searchsorted(bounds, pos + limit, side="right")) - 1
-        end = int(bounds[j]) if j >= 0 and bounds[j] > pos else pos + limit
-        pos = min(end, hi)
-        cuts.append(pos)
-    return cuts
-
-
-class _ChunkPlan:
-    """How one chunk (rows r0:r1) is scored.
-
-    Short documents (wholly inside the chunk, at most ``tile_cols`` tokens) are sorted by length
-    and grouped into tiles of equal padded length ``Lp`` (at most ``tile_cols`` columns a tile);
-    a document shorter than ``Lp`` is padded with copies of its own last token, which leaves its
-    max unchanged, so a tile's per-document max is one ``amax`` over a (docs, Lp, rows) view.
-    ``gather`` holds, per padded row, the chunk-relative row it copies. Long documents (longer
-    than ``tile_cols``, or cut by a chunk boundary) are scored piecewise with a running max.
-    """
-
-    def __init__(self, offsets: np.ndarray, r0: int, r1: int, tile_cols: int):
-        d_lo = int(np.searchsorted(offsets, r0, side="right")) - 1
-        d_hi = int(np.searchsorted(offsets, r1, side="left"))
-        starts = offsets[d_lo:d_hi]
-        ends = offsets[d_lo + 1:d_hi + 1]
-        lengths = ends - starts
-        whole = (starts >= r0) & (ends <= r1)
-        short = whole & (lengths <= tile_cols)
-        self.long = [(d_lo + int(i), max(int(starts[i]), r0) - r0, min(int(ends[i]), r1) - r0,
-                      bool(starts[i] < r0), bool(ends[i] > r1)) for i in np.flatnonzero(~short)]
-        idx = np.flatnonzero(short)
-        order = idx[np.argsort(lengths[idx], kind="stable")]
-        self.doc_ids = (d_lo + order).astype(np.int64)  # short docs in tile order
-        sorted_len = lengths[order]
-        self.tiles = []  # (first short doc, n docs, Lp, first padded row)
-        gathers, i, row, n = [], 0, 0, order.size
-        while i < n:
-            lo, hi = 1, n - i  # largest m with m * sorted_len[i + m - 1] <= tile_cols
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if mid * sorted_len[i + mid - 1] <= tile_cols:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            lp = int(sorted_len[i + lo - 1])
-            docs = order[i:i + lo]
-            pad = np.minimum(np.arange(lp)[None, :], (lengths[docs] - 1)[:, None])
-            gathers.append((pad + (starts[docs] - r0)[:, None]).ravel())
-            self.tiles.append((i, lo, lp, row))
-            row += lo * lp
-            i += lo
-        self.gather = np.concatenate(gathers) if gathers else np.zeros(0, np.int64)
-
-
 def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype: torch.dtype,
                    device: torch.device):
     """Queries sorted by real-token count, in batches of ``query_batch``. Per batch: (query indices,
@@ -300,6 +155,77 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
 # Public API
 
 
+class _TileScorer:
+    """Scores one chunk of documents against one query batch at a time, in reused buffers.
+
+    ``load`` converts the chunk once (float32, sliced and re-normalised for ``dim``, then
+    ``compute_dtype``) and gathers its padded tiles; ``short_documents`` is one matmul and one
+    ``amax`` per tile; ``long_documents`` scores the rest piecewise with a running max, carrying a
+    document cut by the chunk's end into the next chunk.
+    """
+
+    def __init__(self, device: torch.device, compute_dtype: torch.dtype, chunk_rows: int, use: int,
+                 tile_cols: int, rows_max: int, n_batches: int):
+        self.device, self.dtype, self.tile_cols = device, compute_dtype, tile_cols
+        self.wide = compute_dtype != torch.float32
+        self.chunk32 = torch.empty((chunk_rows, use), dtype=torch.float32, device=device)
+        self.buffers = Buffers(device)
+        self.sim = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
+        self.per_doc = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
+        self.carry: list[torch.Tensor | None] = [None] * n_batches  # running max of a doc cut by a chunk end
+
+    def load(self, rows: np.ndarray, plan: ChunkPlan, use: int, renorm: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the chunk in compute_dtype, its short documents' padded tile rows)."""
+        c32 = _load_rows(rows, slice(None), use, renorm, out=self.chunk32[:rows.shape[0]])
+        chunk = c32
+        if self.wide:  # one conversion per chunk
+            chunk = self.buffers.get("low", (rows.shape[0], use), self.dtype)
+            chunk.copy_(c32)
+        padded = self.buffers.get("padded", (plan.gather.size, use), self.dtype)
+        torch.index_select(chunk, 0, torch.from_numpy(plan.gather).to(self.device), out=padded)
+        return chunk, padded
+
+    def _sums(self, maxes: torch.Tensor, q_max: int, b: int) -> np.ndarray:
+        """(n, q_max * B) per-token maxima -> (B, n) float32 sums over query tokens."""
+        m = maxes.to(torch.float32) if self.wide else maxes
+        return m.view(-1, q_max, b).sum(dim=1).t().cpu().numpy()
+
+    def short_documents(self, plan: ChunkPlan, padded: torch.Tensor, batch) -> np.ndarray:
+        """(B, n short docs) scores, in ``plan.doc_ids`` order."""
+        idx, q_max, flat = batch
+        b, rows = idx.size, flat.shape[0]
+        if q_max == 0:
+            return np.zeros((b, plan.doc_ids.size), np.float32)
+        scores = np.empty((b, plan.doc_ids.size), np.float32)
+        for first, nd, lp, row in plan.tiles:
+            cols = nd * lp
+            st = self.sim[:cols * rows].view(cols, rows)
+            torch.mm(padded[row:row + cols], flat.t(), out=st)
+            mx = self.per_doc[:nd * rows].view(nd, rows)
+            torch.amax(st.view(nd, lp, rows), dim=1, out=mx)
+            scores[:, first:first + nd] = self._sums(mx, q_max, b)
+        return scores
+
+    def long_documents(self, plan: ChunkPlan, chunk: torch.Tensor, batch, bi: int):
+        """(doc index, (B, 1) scores) of each long document that ends in this chunk."""
+        idx, q_max, flat = batch
+        b, rows = idx.size, flat.shape[0]
+        for doc, s, e, cont_first, cont_last in plan.long:
+            run = self.carry[bi] if cont_first else None
+            if q_max:
+                for p0 in range(s, e, self.tile_cols):
+                    p1 = min(p0 + self.tile_cols, e)
+                    st = self.sim[:(p1 - p0) * rows].view(p1 - p0, rows)
+                    torch.mm(chunk[p0:p1], flat.t(), out=st)
+                    piece = st.amax(dim=0)
+                    run = piece if run is None else torch.maximum(run, piece)
+            if cont_last:
+                self.carry[bi] = run
+                continue
+            self.carry[bi] = None
+            yield doc, (self._sums(run[None], q_max, b) if q_max else np.zeros((b, 1), np.float32))
+
+
 @torch.inference_mode()
 def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: int | None = None,
                   query_batch: int = 32, chunk_tokens: int | None = None,
@@ -327,7 +253,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     full_dim, use, renorm = _full_dim_and_use(doc_vectors, dim)
     q, mask = _prepare_queries(queries, query_mask, full_dim, use, renorm)
     n_q, n_docs = q.shape[0], offsets.size - 1
-    ranks = _check_tie_rank(tie_rank, n_docs)
+    ranks = check_tie_rank(tie_rank, n_docs)
     kk = min(int(k), n_docs)
     if kk <= 0 or n_q == 0:
         return np.zeros((n_q, max(kk, 0)), np.float32), np.zeros((n_q, max(kk, 0)), np.int64)
@@ -337,86 +263,21 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     rows_max = max(1, max(flat.shape[0] for _, _, flat in batches))
     chunk_cap = min(int(chunk_tokens), total)
     tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, (_GPU_TILE_ELEMS if on_gpu else _TILE_ELEMS) // rows_max))
+    scorer = _TileScorer(device, compute_dtype, chunk_cap, use, tile_cols, rows_max, len(batches))
+    top = RunningTopK([idx.size for idx, _, _ in batches], kk, ranks, _MERGE_DOCS)
+    reader = ChunkReader(doc_vectors, chunk_cap)
 
-    chunk32 = torch.empty((chunk_cap, use), dtype=torch.float32, device=device)
-    buffers = _Buffers(device)
-    sim = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
-    per_doc = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
-    wide = compute_dtype != torch.float32
-
-    tops = [np.full((idx.size, 0), _WORST_KEY, dtype=np.uint64) for idx, _, _ in batches]
-    pending: list[list[np.ndarray]] = [[] for _ in batches]
-    pending_docs = 0
-    carry: list[torch.Tensor | None] = [None] * len(batches)  # running max of a doc cut by a chunk end
-
-    def doc_scores(maxes: torch.Tensor, q_max: int, b: int) -> np.ndarray:
-        """(n, q_max * B) per-token maxima -> (B, n) float32 sums over query tokens."""
-        m = maxes.to(torch.float32) if wide else maxes
-        return m.view(-1, q_max, b).sum(dim=1).t().cpu().numpy()
-
-    chunk_cuts = _cuts(offsets, 0, total, chunk_cap)
-    reader = _ChunkReader(doc_vectors, chunk_cap)
-    for r0, r1 in zip(chunk_cuts[:-1], chunk_cuts[1:]):
-        plan = _ChunkPlan(offsets, r0, r1, tile_cols)
-        c32 = _load_rows(reader.rows(r0, r1), slice(None), use, renorm, out=chunk32[:r1 - r0])
-        if wide:  # one conversion per chunk
-            c_low = buffers.get("low", (r1 - r0, use), compute_dtype)
-            c_low.copy_(c32)
-        else:
-            c_low = c32
-        padded = buffers.get("padded", (plan.gather.size, use), compute_dtype)
-        torch.index_select(c_low, 0, torch.from_numpy(plan.gather).to(device), out=padded)
-        new_docs = 0
-        for bi, (idx, q_max, flat) in enumerate(batches):
-            b, rows = idx.size, flat.shape[0]
-            chunk_keys = []
+    cuts = chunk_cuts(offsets, 0, total, chunk_cap)
+    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+        plan = ChunkPlan(offsets, r0, r1, tile_cols)
+        chunk, padded = scorer.load(reader.rows(r0, r1), plan, use, renorm)
+        for bi, batch in enumerate(batches):
             if plan.tiles:
-                if q_max == 0:
-                    scores = np.zeros((b, plan.doc_ids.size), np.float32)
-                else:
-                    scores = np.empty((b, plan.doc_ids.size), np.float32)
-                    for first, nd, lp, row in plan.tiles:
-                        cols = nd * lp
-                        st = sim[:cols * rows].view(cols, rows)
-                        torch.mm(padded[row:row + cols], flat.t(), out=st)
-                        mx = per_doc[:nd * rows].view(nd, rows)
-                        torch.amax(st.view(nd, lp, rows), dim=1, out=mx)
-                        scores[:, first:first + nd] = doc_scores(mx, q_max, b)
-                chunk_keys.append(_encode(scores, plan.doc_ids if ranks is None else ranks[plan.doc_ids]))
-            for doc, s, e, cont_first, cont_last in plan.long:
-                run = carry[bi] if cont_first else None
-                if q_max:
-                    for p0 in range(s, e, tile_cols):
-                        p1 = min(p0 + tile_cols, e)
-                        st = sim[:(p1 - p0) * rows].view(p1 - p0, rows)
-                        torch.mm(c_low[p0:p1], flat.t(), out=st)
-                        piece = st.amax(dim=0)
-                        run = piece if run is None else torch.maximum(run, piece)
-                if cont_last:
-                    carry[bi] = run
-                    continue
-                carry[bi] = None
-                scores = doc_scores(run[None], q_max, b) if q_max else np.zeros((b, 1), np.float32)
-                chunk_keys.append(_encode(scores, np.array([doc if ranks is None else ranks[doc]], dtype=np.int64)))
-            if chunk_keys:
-                pending[bi].extend(chunk_keys)
-                if bi == 0:
-                    new_docs += sum(key.shape[1] for key in chunk_keys)
-        pending_docs += new_docs
-        if pending_docs >= _MERGE_DOCS or r1 == total:
-            for bi in range(len(batches)):
-                if pending[bi]:
-                    tops[bi] = _merge(tops[bi], pending[bi], kk)
-                    pending[bi] = []
-            pending_docs = 0
-
-    keys = np.empty((n_q, kk), dtype=np.uint64)
-    for (idx, _, _), top in zip(batches, tops):
-        keys[idx] = top
-    scores, found = _decode(np.sort(keys, axis=1))
-    if ranks is not None:
-        found = np.argsort(ranks)[found]  # rank -> doc index
-    return scores, found
+                top.add(bi, scorer.short_documents(plan, padded, batch), plan.doc_ids)
+            for doc, scores in scorer.long_documents(plan, chunk, batch, bi):
+                top.add(bi, scores, np.array([doc], dtype=np.int64))
+        top.merge(final=r1 == total)
+    return top.result([idx for idx, _, _ in batches], n_q)
 
 
 @torch.inference_mode()
