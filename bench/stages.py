@@ -32,7 +32,8 @@ from harness.kernels.maxsim import maxsim_search  # noqa: E402
 from harness.metrics import evaluate  # noqa: E402
 from harness.results import ResultRecord, ResultStore, now  # noqa: E402
 from harness.runs import Run  # noqa: E402
-from harness.suite import Sample, load_suite  # noqa: E402
+from harness.suite import load_suite  # noqa: E402
+from harness.suite_schema import Sample  # noqa: E402
 
 
 class Clock:

@@ -102,10 +102,9 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
+    from harness.index import cache
     from harness.pipeline import execute, plan
     from harness.suite import load_suite
-
-    from harness.index import cache
 
     s = load_suite(suite)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None

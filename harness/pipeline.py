@@ -25,7 +25,8 @@ from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, now, result_key
 from harness.retrievers.params import check_params
 from harness.runs import Run
-from harness.suite import DatasetSpec, Sample, Suite, field_location, load_suite
+from harness.suite import field_location, load_suite
+from harness.suite_schema import DatasetSpec, Sample, Suite
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SuiteError, UnknownNameError
-from harness.suite import Policy, load_suite
-
+from harness.suite import load_suite
+from harness.suite_schema import Policy
 from tests.conftest import SCIFACT_SUITE
 
 GOOD = """\

@@ -1,6 +1,6 @@
 """Data layer: sources -> normalised, checked, cached ``Dataset`` objects."""
 
-from harness.data.model import Corpus, Dataset, DataReport, Qrels, Queries
+from harness.data.model import Corpus, DataReport, Dataset, Qrels, Queries
 
 __all__ = ["Corpus", "Dataset", "DataReport", "Qrels", "Queries", "load_dataset"]
 

@@ -15,7 +15,7 @@ from collections import Counter
 from harness.data.model import Corpus, DataReport, Qrels, Queries
 from harness.data.sources import RawData
 from harness.errors import DataError
-from harness.suite import Checks, Policy
+from harness.suite_schema import Checks, Policy
 
 log = logging.getLogger(__name__)
 

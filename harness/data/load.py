@@ -9,7 +9,7 @@ from harness.data import checks, store
 from harness.data.model import Corpus, Dataset, Qrels, Queries
 from harness.data.sources import RawData, get_source
 from harness.errors import CorruptFileError, DataError
-from harness.suite import DatasetSpec, Sample
+from harness.suite_schema import DatasetSpec, Sample
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from contextlib import ExitStack, closing, nullcontext
 
 import numpy as np
 
+from harness.devices import resolve_device
 from harness.encoders.checkpoint import Checkpoint
 from harness.errors import UnknownNameError
-from harness.devices import resolve_device
 from harness.index.token_store import TokenStore, TokenStoreWriter
 
 

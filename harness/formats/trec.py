@@ -17,7 +17,6 @@ from pathlib import Path
 
 from harness.errors import FormatError
 
-
 # Relevance grades in use go to 4 (TREC's graded scales); far larger ones are usually a score
 # column read as the grade.
 MAX_GRADE = 100

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from harness.devices import check_device_name
-from harness.errors import ParameterError
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
+from harness.errors import ParameterError
 from harness.index import cache
-from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.index.compressed_store import CompressedStore
+from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.retrievers.base import Retriever
 from harness.runs import Run, tie_ranks
 

@@ -4,7 +4,7 @@ from pydantic import ValidationError
 from harness.data.checks import check
 from harness.data.sources import RawData
 from harness.errors import DataError
-from harness.suite import Checks
+from harness.suite_schema import Checks
 
 
 def raw(**changes) -> RawData:

@@ -84,7 +84,7 @@ def test_unknown_ir_datasets_id_suggests_close_ids(offline):
 
 
 def test_sample_keeps_judged_documents_and_is_seeded(offline):
-    from harness.suite import Sample
+    from harness.suite_schema import Sample
 
     full = load_dataset(scifact_spec(), "beir")
     small = load_dataset(scifact_spec(sample=Sample(queries=10, documents=200, seed=1)), "beir")
@@ -106,7 +106,7 @@ def test_a_sampled_rerank_dataset_keeps_every_candidate_of_its_queries(tmp_path,
     unjudged negatives. A smoke run's corpus keeps all of them, so it re-ranks the real lists."""
     from harness.pipeline import Unit, execute
     from harness.runs import Run
-    from harness.suite import Sample
+    from harness.suite_schema import Sample
     from tests.data.sources.hubcache import offline_hub, put, suite_without_expected
     from tests.data.sources.test_huggingface import JACWIR, PAGES, jacwir_files
 

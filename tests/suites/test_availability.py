@@ -10,10 +10,10 @@ import pytest
 from harness.data.load import _check_expected, load_dataset
 from harness.data.sources import RawData
 from harness.errors import DataError, DataUnavailableError, SuiteError
-from harness.pipeline import plan
 from harness.hashing import canonical_json
-from harness.suite import Expected, load_suite
-
+from harness.pipeline import plan
+from harness.suite import load_suite
+from harness.suite_schema import Expected
 from tests.conftest import REPO, run_cli
 from tests.helpers import make_card
 

@@ -24,7 +24,7 @@ from typing import Any
 from harness.data.sources import RawData
 from harness.errors import DataError, DataUnavailableError
 from harness.hashing import sha256
-from harness.suite import HubPart, HuggingFaceSource
+from harness.suite_schema import HubPart, HuggingFaceSource
 
 READABLE = (".parquet", ".jsonl", ".jsonl.gz")
 _SHARD = re.compile(r"^(?P<stem>.*)-(?P<index>\d{5})-of-(?P<total>\d{5})(?P<ext>\.[^/]*)$")
