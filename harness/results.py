@@ -6,7 +6,8 @@
         run.trec.gz        the ranking, re-evaluable without the retriever
 
 A folder is assembled under a temporary name and renamed into place, so a folder that exists is
-complete, and an interrupted run leaves nothing that looks like a result.
+complete, and an interrupted run leaves nothing that looks like a result (``harness.atomic``
+cleans up after a killed one).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import datetime as _dt
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from harness import atomic, locks
 from harness.metrics import Evaluation
 from harness.hashing import sha256
 from harness.protocol import ProtocolCard
@@ -83,28 +84,35 @@ class ResultStore:
 
     def write(self, record: ResultRecord, evaluation: Evaluation, run: Run, force: bool = False) -> Path:
         final = self.folder(record.suite, record.dataset, record.label, record.key)
+        with locks.hold(final, f"the result {final}"):  # also marks its temporaries as live
+            return self._write(final, record, evaluation, run, force)
+
+    def _write(self, final: Path, record: ResultRecord, evaluation: Evaluation, run: Run, force: bool) -> Path:
         if (final / RECORD).is_file() and not force:
             raise FileExistsError(final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp, trash = atomic.temporary(final), None
         tmp.mkdir()
         try:
             run.to_trec(tmp / RUN)
             evaluation.to_frame().to_parquet(tmp / PER_QUERY, index=False)
             (tmp / RECORD).write_text(record.model_dump_json(indent=2), encoding="utf-8")
             if final.exists():  # forced: swap the old folder out, then delete it
-                trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+                trash = atomic.temporary(final, atomic.TRASH)
                 os.replace(final, trash)
-                os.replace(tmp, final)
+                os.replace(tmp, final)  # a kill just before this leaves the name empty: sweep() puts trash back
                 shutil.rmtree(trash, ignore_errors=True)
             else:
                 os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if trash is not None and trash.exists() and not final.exists():
+                os.replace(trash, final)  # interrupted mid-swap (Ctrl-C): the old result stays
             raise
         return final
 
     def records(self) -> Iterator[tuple[Path, ResultRecord]]:
+        atomic.sweep(self.root)  # a result that a killed --force run had swapped out is back
         for path in sorted(self.root.glob(f"*/*/*/{RECORD}")):
             if any(part.startswith(".") for part in path.relative_to(self.root).parts):
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 
+from harness import locks
 from harness.data import checks, store
 from harness.data.model import Corpus, Dataset, Qrels, Queries
 from harness.data.sources import RawData, get_source
@@ -20,11 +21,12 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     source = get_source(spec.source.kind)
     revision = source.revision(spec.source)
     path = store.entry_dir(spec.source.kind, spec.source.id, revision)
-    raw = store.read(path)
-    if raw is None:
-        log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
-        raw = source.read(spec.source, where)
-        store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision})
+    with locks.hold(path, f"another process reading {spec.source.kind} {spec.source.id} into the cache"):
+        raw = store.read(path)  # after the wait: what that process cached
+        if raw is None:
+            log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
+            raw = source.read(spec.source, where)
+            store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision})
     _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     if spec.sample is not None:

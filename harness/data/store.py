@@ -2,8 +2,9 @@
 
 A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files (and
 ``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json``. It is
-written under a temporary name and renamed into place, so an entry that exists is complete; a
-crash leaves only a temporary folder, which the next write replaces.
+written under a temporary name and renamed into place, by the holder of the entry's lock, so an
+entry that exists is complete; a crash leaves only a temporary folder, which ``harness.atomic.sweep``
+removes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import json
 import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import atomic
 from harness.data.sources import RawData
 from harness.paths import dataset_cache_dir
 from harness.hashing import sha256
@@ -58,7 +59,7 @@ def _read_candidates(path: Path) -> dict[str, list[str]] | None:
 
 def write(path: Path, raw: RawData, manifest: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    tmp = atomic.temporary(path)
     tmp.mkdir()
     try:
         ids, titles, texts = zip(*raw.documents) if raw.documents else ((), (), ())

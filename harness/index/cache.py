@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import locks
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import RESIDUAL_BITS, ResidualCodec
 from harness.index.token_store import TokenStore, TokenStoreWriter
@@ -51,13 +52,15 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
 
 
 def _cached(path: Path, open_store: Callable, counter: str, build: Callable):
-    """The store at ``path`` if complete (counted as a hit), else ``build()`` (a miss)."""
-    store = open_store(path)
-    if store is not None:
-        STATS[counter + "hits"] += 1
-        return store, True
-    STATS[counter + "misses"] += 1
-    return build(), False
+    """The store at ``path`` if complete (counted as a hit), else ``build()`` (a miss). Under the
+    store's lock: a second process wanting the same store waits, then reuses it."""
+    with locks.hold(path, f"another process building the store {path}"):
+        store = open_store(path)
+        if store is not None:
+            STATS[counter + "hits"] += 1
+            return store, True
+        STATS[counter + "misses"] += 1
+        return build(), False
 
 
 def compressed_key(document_key: dict, dim: int, codec_settings: dict) -> dict:

@@ -23,12 +23,12 @@ import json
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import atomic
 from harness.index.compression import Int8Codec, ResidualCodec
 from harness.index.token_store import TokenStore
 
@@ -159,7 +159,7 @@ class CompressedStore:
                       centroids=np.asarray(clustering.arrays["centroids"]) if shared else None)
             clustering_s += 0.0 if shared else time.perf_counter() - t
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        tmp = atomic.temporary(path)
         tmp.mkdir()
         try:
             layout = codec.row_layout(dim)

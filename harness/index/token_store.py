@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harness import atomic
 
 VECTORS, OFFSETS, MANIFEST = "vectors.bin", "offsets.npy", "manifest.json"
 _datasync = getattr(os, "fdatasync", os.fsync)  # data, not metadata: macOS has only fsync
@@ -86,7 +87,7 @@ class TokenStoreWriter:
                  sync_bytes: int = 256 << 20):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.parent / f".tmp-{self.path.name}-{uuid.uuid4().hex[:8]}"
+        self.tmp = atomic.temporary(self.path)
         self.tmp.mkdir()
         self.dim, self.dtype = dim, np.dtype(dtype)
         self.extra = manifest or {}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import atomic, locks
 from harness.encoders.checkpoint import resolve_path
 from harness.devices import check_device_name
 from harness.index import cache
@@ -71,10 +72,10 @@ class DenseRetriever(Retriever):
             pass
         model = self._st()
         facts = {"modules": [type(m).__name__ for m in model], "max_seq_length": model.max_seq_length}
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts))
-        os.replace(tmp, record)  # whole or absent, never half-written
+        with locks.hold(record):  # marks the temporary as live for harness.atomic.sweep
+            tmp = atomic.temporary(record)
+            tmp.write_text(json.dumps(facts))
+            os.replace(tmp, record)  # whole or absent, never half-written
         return facts
 
     def _st(self):
@@ -107,8 +108,12 @@ class DenseRetriever(Retriever):
         def build(writer):
             vectors = self._encode(texts, self.document_prompt)
             out = writer(np.ones(len(texts), dtype=np.int64), vectors.shape[1])
-            out.write_span(0, len(texts), vectors)  # one row per document, all in one write
-            return out.finish()
+            try:
+                out.write_span(0, len(texts), vectors)  # one row per document, all in one write
+                return out.finish()
+            except BaseException:  # Ctrl-C or a full disk: no temporary left behind
+                out.abort()
+                raise
 
         t = time.perf_counter()
         self._store, hit = cache.open_or_build(key, build, dtype="float32")
