@@ -19,7 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness import interrupts
 from harness.errors import HarnessError
+from harness.interrupts import SigintWatch
 from harness.runs import TIE_ORDERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -110,16 +112,28 @@ def run(
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
     units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries,
                  device=device, trust_remote_code=trust_remote_code)
-    for unit in units:
-        outcome = execute(unit, results, force=force)
-        score = outcome.metrics[outcome.main_metric]
-        console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<28} "
-                      f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
+    with SigintWatch() as sigint:
+        for position, unit in enumerate(units, 1):
+            name = f"{s.name}/{unit.dataset}/{unit.retriever}"
+            try:
+                outcome = execute(unit, results, force=force)
+            except KeyboardInterrupt:
+                _stop(interrupts.message(name, position, len(units), position - 1, results, stopped=True))
+            score = outcome.metrics[outcome.main_metric]
+            console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<28} "
+                          f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
+            if sigint.count:  # a library swallowed the KeyboardInterrupt; the unit finished anyway
+                _stop(interrupts.message(name, position, len(units), position, results, stopped=False))
     if cache.STATS:
         console.print(f"vector cache: {cache.STATS['misses']} encoded, {cache.STATS['hits']} reused")
     if cache.STATS["compressed_misses"] or cache.STATS["compressed_hits"]:
         console.print(f"compressed stores: {cache.STATS['compressed_misses']} built, "
                       f"{cache.STATS['compressed_hits']} reused")
+
+
+def _stop(message: str) -> None:
+    err_console.print(message, highlight=False, markup=False, soft_wrap=True)
+    sys.exit(interrupts.EXIT_STATUS)
 
 
 def _expand_names(suite, names: list[str] | None) -> list[str] | None:
@@ -387,5 +401,8 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print(f"[bold red]error:[/] {escape(_usage_paragraph(e, argv))}", highlight=False,
                               soft_wrap=True)
         sys.exit(2)
+    if code == interrupts.EXIT_STATUS:  # typer returns Ctrl-C as 130 when not standalone, not raised
+        err_console.print("interrupted")
+        sys.exit(code)
     if isinstance(code, int) and code:  # typer.Exit(code) raised inside a command
         sys.exit(code)

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness import latency, retrievers
+from harness import atomic, latency, locks, retrievers
 from harness.data.load import load_dataset
 from harness.data.model import Dataset
 from harness.environment import PeakMemory, capture
 from harness.errors import DataError, HarnessError, NonFiniteScoreError
 from harness.hashing import file_sha256
 from harness.metrics import Evaluation, evaluate
+from harness.paths import harness_home
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, now, result_key
 from harness.retrievers.params import check_params
@@ -151,6 +152,28 @@ def apply_protocol(run: Run, spec: DatasetSpec) -> Run:
 
 
 def execute(unit: Unit, results: str | Path = "results", force: bool = False) -> Outcome:
+    """Run one unit into ``results``, or skip it when its result is there. Runs of the same unit
+    into one results folder take turns (a lock per unit): a second one waits, then finds the
+    first's result and is skipped. Checks first that the folders can be written, and cleans up
+    what killed runs left."""
+    prepare(results)
+    suite = load_suite(unit.suite_path)
+    turn = ResultStore(results).folder(suite.name, unit.dataset, unit.retriever, "unit")
+    with locks.hold(turn, f"another run of {suite.name}/{unit.dataset}/{unit.retriever} into {results}"):
+        return _execute(unit, results, force)
+
+
+def prepare(results: str | Path) -> None:
+    """Before any work: the results folder and the caches can be written, and hold no leftovers
+    of killed runs (``harness.atomic.sweep``; a live run's are left alone)."""
+    atomic.check_writable(results, "The results folder", "Give --results a folder that can be created and written.")
+    atomic.check_writable(harness_home(), "The harness's cache folder (HARNESS_HOME)",
+                          "Set HARNESS_HOME to a folder that can be created and written.")
+    atomic.sweep(results)
+    atomic.sweep(harness_home())
+
+
+def _execute(unit: Unit, results: str | Path, force: bool) -> Outcome:
     suite = load_suite(unit.suite_path)
     spec = unit.spec(suite)
     rspec = suite.retriever(unit.retriever)
@@ -180,10 +203,13 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         return Outcome(unit, "skipped", folder, existing.metrics, existing.main_metric, existing.ties)
 
     texts = dataset.corpus.joined(spec.text.document_fields, spec.text.separator)
+    where = f"{suite.name}/{spec.name}/{unit.retriever}"
+    log.info("%s: indexing %d documents", where, len(texts))
     t = time.perf_counter()
     retriever.index(dataset.corpus.ids, texts)
     timings["index_s"] = time.perf_counter() - t
 
+    log.info("%s: searching for %d queries", where, len(dataset.queries))
     t = time.perf_counter()
     run, candidates = _retrieve(retriever, dataset, spec, first)
     timings["search_s"] = time.perf_counter() - t
@@ -192,6 +218,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     run = apply_protocol(run, spec)
     run.name = unit.retriever
 
+    log.info("%s: evaluating", where)
     t = time.perf_counter()
     evaluation = evaluate(dataset.qrels, run, spec.metrics, spec.main_metric)
     timings["evaluate_s"] = time.perf_counter() - t
@@ -208,6 +235,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
         cost={**cost, "peak_rss_bytes": memory.bytes(), "peak_rss_scope": memory.scope},
         ties=tie_record(evaluation, "trec_eval"), environment=capture(), created=now(),
     )
+    log.info("%s: writing the result", where)
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)
 
@@ -272,6 +300,7 @@ def import_run(run_path: str | Path, suite_path: str | Path, dataset_name: str, 
 
     ``ties="rank"`` scores the file in its rank column's order, the one its system gave, instead
     of trec_eval's; that changes the scores, so it is part of the imported system's identity."""
+    prepare(results)
     suite = load_suite(suite_path)
     spec = suite.dataset(dataset_name)
     run = Run.from_trec(run_path, name=name, ties=ties)  # a bad file or tie order fails before the data loads

@@ -10,7 +10,7 @@ A folder is assembled under a temporary name and renamed into place, so an inter
 nothing that looks like a result. A folder is whole when its manifest verifies (harness/integrity.py):
 reading a record or its per-query scores checks the folder first and raises ``DamagedResultError``
 (the path and the fix) for a file cut short or overwritten since, or a folder without a manifest.
-``harness run`` redoes a damaged result; the commands that read results refuse it.
+``harness run`` redoes a damaged result; the commands that read results refuse it. ``harness.atomic`` cleans up after a killed run.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import logging
 import math
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from harness import integrity, protocol
+from harness import atomic, integrity, locks, protocol
 from harness.errors import CorruptFileError, NonFiniteScoreError
 from harness.hashing import sha256
 from harness.metrics import Evaluation
@@ -127,11 +126,15 @@ class ResultStore:
 
     def write(self, record: ResultRecord, evaluation: Evaluation, run: Run, force: bool = False) -> Path:
         final = self.folder(record.suite, record.dataset, record.label, record.key)
+        with locks.hold(final, f"the result {final}"):  # also marks its temporaries as live
+            return self._write(final, record, evaluation, run, force)
+
+    def _write(self, final: Path, record: ResultRecord, evaluation: Evaluation, run: Run, force: bool) -> Path:
         if _whole(final) and not force:
             raise FileExistsError(final)
         _require_finite(record, evaluation, final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp, trash = atomic.temporary(final), None
         tmp.mkdir()
         try:
             run.to_trec(tmp / RUN)
@@ -139,19 +142,22 @@ class ResultStore:
             (tmp / RECORD).write_text(record.model_dump_json(indent=2), encoding="utf-8")
             integrity.write_manifest(tmp / MANIFEST, {"key": record.key}, FILES)
             if final.exists():  # forced, or damaged: swap the old folder out, then delete it
-                trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
+                trash = atomic.temporary(final, atomic.TRASH)
                 os.replace(final, trash)
-                os.replace(tmp, final)
+                os.replace(tmp, final)  # a kill just before this leaves the name empty: sweep() puts trash back
                 shutil.rmtree(trash, ignore_errors=True)
             else:
                 os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
+            if trash is not None and trash.exists() and not final.exists():
+                os.replace(trash, final)  # interrupted mid-swap (Ctrl-C): the old result stays
             raise
         return final
 
     def records(self) -> Iterator[tuple[Path, ResultRecord]]:
         """Every result under the root; ``DamagedResultError`` stops at the first damaged one."""
+        atomic.sweep(self.root)  # a result that a killed --force run had swapped out is back
         for folder in result_folders(self.root):
             yield folder, load_record(folder)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 
+from harness import locks
 from harness.data import checks, store
 from harness.data.model import Corpus, Dataset, Qrels, Queries
 from harness.data.sources import RawData, get_source
@@ -20,16 +21,18 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
     source = get_source(spec.source.kind)
     revision = source.revision(spec.source)
     path = store.entry_dir(spec.source.kind, spec.source.id, revision)
-    try:
-        raw = store.read(path)
-    except CorruptFileError as e:  # rebuilt from the source below; store.write replaces it
-        log.warning("dataset cache damaged: %s; reading %s %s again into %s", e, spec.source.kind, spec.source.id, path)
-        raw = None
-    if raw is None:
-        log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
-        raw = source.read(spec.source, where)
-        store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision,
-                                "parsed_by": store.parsed_by(spec.source.kind)})
+    with locks.hold(path, f"another process reading {spec.source.kind} {spec.source.id} into the cache"):
+        try:
+            raw = store.read(path)  # after the wait: what that process cached
+        except CorruptFileError as e:  # rebuilt from the source below; store.write replaces it
+            log.warning("dataset cache damaged: %s; reading %s %s again into %s", e, spec.source.kind,
+                        spec.source.id, path)
+            raw = None
+        if raw is None:
+            log.info("%s: reading %s %s", where, spec.source.kind, spec.source.id)
+            raw = source.read(spec.source, where)
+            store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision,
+                                    "parsed_by": store.parsed_by(spec.source.kind)})
     _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     if spec.sample is not None:

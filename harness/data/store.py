@@ -4,9 +4,10 @@ the libraries that parsed it.
 A cache entry is a folder with ``documents``, ``queries`` and ``judgments`` Parquet files (and
 ``candidates``, in their given order, for re-ranking datasets) and a ``manifest.json`` holding the
 checksums of every file (harness/integrity.py). It is written under a temporary name and renamed
-into place; a crash leaves only a temporary folder, which the next write replaces. ``read``
-verifies the files before Parquet sees them, so an entry cut short or overwritten later is
-reported (``CorruptFileError``) and read from the source again, never half-used.
+into place, by the holder of the entry's lock; a crash leaves only a temporary folder, which
+``harness.atomic.sweep`` removes. ``read`` verifies the files before Parquet sees them, so an entry
+cut short or overwritten later is reported (``CorruptFileError``) and read from the source again,
+never half-used.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import integrity
+from harness import atomic, integrity
 from harness.data.sources import PARSERS, RawData
 from harness.environment import versions
 from harness.errors import CorruptFileError
@@ -73,7 +73,7 @@ def _read_candidates(path: Path) -> dict[str, list[str]] | None:
 
 def write(path: Path, raw: RawData, manifest: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+    tmp = atomic.temporary(path)
     tmp.mkdir()
     try:
         ids, titles, texts = zip(*raw.documents) if raw.documents else ((), (), ())

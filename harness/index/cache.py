@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import protocol
+from harness import locks, protocol
 from harness.environment import versions
 from harness.errors import CorruptFileError
 from harness.hashing import sha256
@@ -75,18 +75,20 @@ def open_or_build(key: dict, build: Callable[[Callable[[np.ndarray, int], TokenS
 
 def _cached(path: Path, load_store: Callable, counter: str, build: Callable):
     """The store at ``path`` if whole (counted as a hit), else ``build()`` (a miss), which replaces
-    a damaged one."""
-    if path.exists():
-        try:
-            store = load_store(path)
-        except CorruptFileError as e:
-            kind = "compressed store" if counter else "vector cache"
-            log.warning("%s damaged: %s; rebuilding %s", kind, e, path)
-        else:
-            STATS[counter + "hits"] += 1
-            return store, True
-    STATS[counter + "misses"] += 1
-    return build(), False
+    a damaged one. Under the store's lock: a second process wanting the same store waits, then
+    reuses it."""
+    with locks.hold(path, f"another process building the store {path}"):
+        if path.exists():
+            try:
+                store = load_store(path)
+            except CorruptFileError as e:
+                kind = "compressed store" if counter else "vector cache"
+                log.warning("%s damaged: %s; rebuilding %s", kind, e, path)
+            else:
+                STATS[counter + "hits"] += 1
+                return store, True
+        STATS[counter + "misses"] += 1
+        return build(), False
 
 
 def compressed_key(document_key: dict, dim: int, codec_settings: dict) -> dict:

@@ -24,13 +24,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness import integrity
+from harness import atomic, integrity
 from harness.errors import CorruptFileError
 from harness.index.compression import Int8Codec, ResidualCodec
 from harness.index.token_store import TokenStore
@@ -173,7 +172,7 @@ class CompressedStore:
                       centroids=np.asarray(clustering.arrays["centroids"]) if shared else None)
             clustering_s += 0.0 if shared else time.perf_counter() - t
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
+        tmp = atomic.temporary(path)
         tmp.mkdir()
         try:
             layout = codec.row_layout(dim)

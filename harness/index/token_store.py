@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness import integrity
+from harness import atomic, integrity
 from harness.errors import CorruptFileError
 
 VECTORS, OFFSETS, MANIFEST = "vectors.bin", "offsets.npy", "manifest.json"
@@ -100,7 +99,7 @@ class TokenStoreWriter:
                  sync_bytes: int = 256 << 20):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.parent / f".tmp-{self.path.name}-{uuid.uuid4().hex[:8]}"
+        self.tmp = atomic.temporary(self.path)
         self.tmp.mkdir()
         self.dim, self.dtype = dim, np.dtype(dtype)
         self.extra = manifest or {}

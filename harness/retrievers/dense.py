@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import integrity
+from harness import atomic, integrity, locks
 from harness.devices import check_device_name
 from harness.encoders.checkpoint import model_identity, resolve_path
 from harness.environment import versions
@@ -78,9 +78,10 @@ class DenseRetriever(Retriever):
         model = self._st()
         facts = {"modules": [type(m).__name__ for m in model], "max_seq_length": model.max_seq_length}
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(integrity.seal(facts), encoding="utf-8")
-        os.replace(tmp, record)  # whole or absent, never half-written
+        with locks.hold(record):  # marks the temporary as live for harness.atomic.sweep
+            tmp = atomic.temporary(record)
+            tmp.write_text(integrity.seal(facts), encoding="utf-8")
+            os.replace(tmp, record)  # whole or absent, never half-written
         return facts
 
     def _st(self):
@@ -116,8 +117,12 @@ class DenseRetriever(Retriever):
         def build(writer):
             vectors = self._encode(texts, self.document_prompt)
             out = writer(np.ones(len(texts), dtype=np.int64), vectors.shape[1])
-            out.write_span(0, len(texts), vectors)  # one row per document, all in one write
-            return out.finish()
+            try:
+                out.write_span(0, len(texts), vectors)  # one row per document, all in one write
+                return out.finish()
+            except BaseException:  # Ctrl-C or a full disk: no temporary left behind
+                out.abort()
+                raise
 
         t = time.perf_counter()
         self._store, hit = cache.open_or_build(key, build, dtype="float32")
