@@ -13,7 +13,7 @@ import random
 import time
 from pathlib import Path
 
-from harness.results import PER_QUERY, RECORD, RUN, load_per_query, load_record
+from harness.results import MANIFEST, PER_QUERY, RECORD, RUN, load_per_query, load_record
 
 from tests.conftest import SCIFACT_SUITE
 from tests.faults.forked import Harness, run
@@ -58,7 +58,7 @@ def test_killed_runs_run_again_to_the_same_result_and_leave_nothing_behind(offli
     assert status == 0, clean.stderr
     length = time.monotonic() - clean.started
     reference = result(tmp_path / "reference")
-    assert reference["files"] == sorted([RECORD, PER_QUERY, RUN]) and reference["n_queries"] == 50
+    assert reference["files"] == sorted([MANIFEST, RECORD, PER_QUERY, RUN]) and reference["n_queries"] == 50
 
     rng = random.Random(SEED)
     # One kill per slice of a clean run's first 90% (the rest is the process ending, after the
