@@ -1,0 +1,57 @@
+"""The local executor and the grid loop: a failing unit stops the grid (exit 2, as any harness
+error), or with --keep-going is listed at the end (exit 1) while the others still run; a failed
+unit leaves nothing behind."""
+
+from __future__ import annotations
+
+from harness.executors import Finished, get_executor, threads_per_worker
+from harness.executors.local import LocalExecutor
+
+from tests.conftest import run_cli
+from tests.executors.grid_world import SAMPLE, leftovers, stored, write_suite
+
+
+def halve(x: int) -> float:
+    if x < 0:
+        raise ValueError(f"{x} is negative")
+    return x / 2
+
+
+def test_local_map_gives_values_and_errors_in_order():
+    ends = list(LocalExecutor().map(halve, [4, -1, 6]))
+    assert [(f.item, f.value, f.failed) for f in ends] == [(4, 2.0, False), (-1, None, True), (6, 3.0, False)]
+    assert str(ends[1].error) == "-1 is negative" and "ValueError: -1 is negative" in ends[1].traceback
+    assert isinstance(ends[0], Finished)
+
+
+def test_threads_share_the_cores_among_workers():
+    assert [threads_per_worker(16, w) for w in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
+
+
+def test_options_that_only_ray_takes_are_refused_for_local():
+    for kwargs, start in (({"workers": 2}, "--workers 2: the local executor runs one unit at a time"),
+                          ({"address": "head:6379"}, "--ray-address joins a Ray cluster")):
+        try:
+            get_executor("local", **kwargs)
+        except Exception as e:
+            assert str(e).startswith(start)
+        else:
+            raise AssertionError(f"{kwargs} was accepted")
+
+
+def test_first_failure_stops_the_grid_and_keep_going_runs_the_rest(offline, tmp_path):
+    suite = write_suite(tmp_path)
+    stopped = run_cli("run", str(suite), "-r", "nan", "-r", "bm25", "--results", str(tmp_path / "stop"), *SAMPLE)
+    assert stopped.returncode == 2
+    assert stopped.stderr.startswith("error: Retriever 'nan' on dataset 'scifact' of suite 'beir' gave ")
+    assert not (tmp_path / "stop").exists() or stored(tmp_path / "stop") == {}  # bm25 came after: not run
+
+    kept = run_cli("run", str(suite), "-r", "nan", "-r", "bm25", "--results", str(tmp_path / "kept"), "--keep-going",
+                   *SAMPLE)
+    assert kept.returncode == 1, kept.stderr
+    lines = kept.stdout.splitlines()
+    assert lines[0].split()[:3] == ["failed", "scifact", "nan"]
+    assert lines[1].split()[:3] == ["done", "scifact", "bm25"]
+    assert lines[-2:] == ["1 of 2 units failed:", "  beir/scifact/nan: " + lines[0].split(None, 3)[3]]
+    assert list(stored(tmp_path / "kept")) == ["bm25"]
+    assert leftovers(tmp_path / "kept") == []
