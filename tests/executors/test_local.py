@@ -4,6 +4,8 @@ unit leaves nothing behind."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.executors import Finished, get_executor, threads_per_worker
 from harness.executors.local import LocalExecutor
 
@@ -55,3 +57,23 @@ def test_first_failure_stops_the_grid_and_keep_going_runs_the_rest(offline, tmp_
     assert lines[-2:] == ["1 of 2 units failed:", "  beir/scifact/nan: " + lines[0].split(None, 3)[3]]
     assert list(stored(tmp_path / "kept")) == ["bm25"]
     assert leftovers(tmp_path / "kept") == []
+
+
+def test_harness_errors_survive_the_trip_back_from_a_worker():
+    # A unit's error is pickled on the worker and raised again on the command's side, kind and fields intact.
+    import pickle
+
+    from harness.errors import CorruptFileError, ParameterError
+
+    corrupt = pickle.loads(pickle.dumps(CorruptFileError("store/vectors.bin", "is 3 bytes, its manifest says 8")))
+    assert (type(corrupt), corrupt.path, corrupt.reason, str(corrupt)) == (
+        CorruptFileError, "store/vectors.bin", "is 3 bytes, its manifest says 8",
+        "store/vectors.bin is 3 bytes, its manifest says 8")
+    from harness.results import DamagedResultError
+
+    folder = Path("results/beir/scifact/bm25-0123456789ab")
+    damaged = DamagedResultError(folder, CorruptFileError(folder / "record.json", "is 3 bytes, its manifest says 8"))
+    again = pickle.loads(pickle.dumps(damaged))
+    assert (type(again), str(again), again.folder) == (DamagedResultError, str(damaged), folder)
+    param = pickle.loads(pickle.dumps(ParameterError("dim=999 is outside 1..384", param="dim")))
+    assert (type(param), str(param), param.param) == (ParameterError, "dim=999 is outside 1..384", "dim")
