@@ -30,6 +30,17 @@ def test_threads_share_the_cores_among_workers():
     assert [threads_per_worker(16, w) for w in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
 
 
+def test_encoders_take_the_threads_their_executor_gave(monkeypatch):
+    import os
+
+    from harness.executors import default_threads
+
+    monkeypatch.setenv("HARNESS_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("HARNESS_THREADS", "0")  # nonsense: every core, as without it
+    assert default_threads() == (os.cpu_count() or 1)
+
+
 def test_options_that_only_ray_takes_are_refused_for_local():
     for kwargs, start in (({"workers": 2}, "--workers 2: the local executor runs one unit at a time"),
                           ({"address": "head:6379"}, "--ray-address joins a Ray cluster")):
