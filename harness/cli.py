@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from harness import interrupts
 from harness.errors import HarnessError
+from harness.executors import EXECUTORS
 from harness.interrupts import SigintWatch
 from harness.runs import TIE_ORDERS
 
@@ -39,6 +41,7 @@ def _probability(value: float) -> float:
 SuiteArg = Annotated[Path, typer.Argument(help="Suite file, e.g. suites/beir.yaml")]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder")]
 TieOrder = Enum("TieOrder", {order: order for order in TIE_ORDERS}, type=str)
+ExecutorName = Enum("ExecutorName", {name: name for name in EXECUTORS}, type=str)
 TiesOpt = Annotated[TieOrder, typer.Option("--ties", help="Order of tied scores: trec_eval (document id descending, "
                                            "as trec_eval) or rank (the file's rank column: the order its system gave)")]
 
@@ -102,33 +105,61 @@ def run(
     latency_queries: Annotated[int, typer.Option("--latency-queries", min=0, help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
+    executor: Annotated[ExecutorName, typer.Option("--executor", help="local: one unit after another here; ray: units as Ray tasks, on a local Ray or a joined cluster (needs the [distributed] extra)")] = ExecutorName.local,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="With --executor ray: units at once (default: one per core, or the cluster's CPUs)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: join the running cluster at this address (HOST:PORT, or auto) instead of starting a local Ray")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="A failing unit is reported and the others still run; the command ends with the failed units and exit status 1")] = False,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
-    from harness.index import cache
-    from harness.pipeline import execute, plan
+    from harness.executors import get_executor
+    from harness.grid import failure_line, run_grid, unit_gpus
+    from harness.pipeline import plan
     from harness.suite import load_suite
 
     s = load_suite(suite)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
     units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries,
                  device=device, trust_remote_code=trust_remote_code)
-    with SigintWatch() as sigint:
-        for position, unit in enumerate(units, 1):
-            name = f"{s.name}/{unit.dataset}/{unit.retriever}"
-            try:
-                outcome = execute(unit, results, force=force)
-            except KeyboardInterrupt:
-                _stop(interrupts.message(name, position, len(units), position - 1, results, stopped=True))
-            score = outcome.metrics[outcome.main_metric]
-            console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<28} "
-                          f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
-            if sigint.count:  # a library swallowed the KeyboardInterrupt; the unit finished anyway
-                _stop(interrupts.message(name, position, len(units), position, results, stopped=False))
-    if cache.STATS:
-        console.print(f"vector cache: {cache.STATS['misses']} encoded, {cache.STATS['hits']} reused")
-    if cache.STATS["compressed_misses"] or cache.STATS["compressed_hits"]:
-        console.print(f"compressed stores: {cache.STATS['compressed_misses']} built, "
-                      f"{cache.STATS['compressed_hits']} reused")
+    if executor is ExecutorName.ray:  # workers may start elsewhere: paths must not depend on this folder
+        units = [replace(u, suite_path=str(Path(u.suite_path).resolve())) for u in units]
+        results = results.resolve()
+    ended = 0
+
+    def show(finished) -> None:
+        nonlocal ended
+        ended += 1
+        unit = finished.item
+        if finished.failed:
+            console.print(f"{'failed':>7}  {unit.dataset:<16} {unit.retriever:<28} "
+                          f"{escape(failure_line(finished, s.name).split(': ', 1)[1])}", soft_wrap=True)
+            return
+        outcome = finished.value.outcome
+        console.print(f"{outcome.status:>7}  {unit.dataset:<16} {unit.retriever:<28} "
+                      f"{outcome.main_metric}={outcome.metrics[outcome.main_metric]:.4f}  {outcome.folder}",
+                      soft_wrap=True)
+        if sigint.count:  # a library swallowed Ctrl-C; the unit finished anyway
+            _stop(interrupts.message(_unit_name(s, unit), ended, len(units), ended, results, stopped=False))
+
+    with SigintWatch() as sigint, get_executor(executor.value, workers, ray_address) as engine:
+        try:
+            report = run_grid(units, engine, results, force=force, keep_going=keep_going,
+                              gpus=lambda unit: unit_gpus(s, unit), show=show)
+        except KeyboardInterrupt:  # the unit that was running (local), or the first not ended (ray)
+            _stop(interrupts.message(_unit_name(s, units[ended]), ended + 1, len(units), ended, results, stopped=True))
+    counts = report.cache_counts
+    if counts:
+        console.print(f"vector cache: {counts['misses']} encoded, {counts['hits']} reused")
+    if counts["compressed_misses"] or counts["compressed_hits"]:
+        console.print(f"compressed stores: {counts['compressed_misses']} built, {counts['compressed_hits']} reused")
+    if report.failures:
+        console.print(f"{len(report.failures)} of {len(units)} units failed:", highlight=False)
+        for finished in report.failures:
+            console.print(f"  {escape(failure_line(finished, s.name))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _unit_name(suite, unit) -> str:
+    return f"{suite.name}/{unit.dataset}/{unit.retriever}"
 
 
 def _stop(message: str) -> None:

@@ -42,6 +42,9 @@ class CorruptFileError(HarnessError):
         self.path, self.reason = path, reason
         super().__init__(f"{path} {reason}")
 
+    def __reduce__(self):  # rebuilt from both arguments: it travels back from a worker process
+        return type(self), (self.path, self.reason)
+
 
 class NonFiniteScoreError(HarnessError):
     """A retriever gave a score that is not a finite number (NaN, infinity); nothing is stored."""
@@ -55,3 +58,6 @@ class ParameterError(HarnessError):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.param = param
+
+    def __reduce__(self):
+        return type(self), (str(self), self.param)

@@ -57,6 +57,9 @@ class DamagedResultError(CorruptFileError):
     def __str__(self) -> str:
         return self.args[0]
 
+    def __reduce__(self):
+        return type(self), (self.folder, self.cause)
+
 
 class ResultRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -15,7 +15,6 @@ of the protocol: fp32 on a GPU computes the same products as on a CPU (TF32 stay
 from __future__ import annotations
 
 import itertools
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +25,7 @@ import numpy as np
 from harness.devices import resolve_device
 from harness.encoders.checkpoint import Checkpoint
 from harness.errors import UnknownNameError
+from harness.executors import default_threads
 from harness.index.token_store import TokenStore, TokenStoreWriter
 
 
@@ -36,7 +36,7 @@ class MultiVectorEncoder:
 
         if precision not in ("fp32", "bf16"):
             raise UnknownNameError(f"Unknown precision {precision!r}; choose fp32 or bf16.")
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(threads or default_threads())
         self.torch = torch
         self.device = torch.device(resolve_device(device))
         self.settings = checkpoint.settings

@@ -22,6 +22,7 @@ from harness.devices import check_device_name
 from harness.encoders.checkpoint import model_identity, resolve_path
 from harness.environment import versions
 from harness.errors import CorruptFileError
+from harness.executors import default_threads
 from harness.hashing import sha256
 from harness.index import cache
 from harness.paths import harness_home
@@ -93,7 +94,7 @@ class DenseRetriever(Retriever):
 
             self.device = resolve_device(self.device)
             self._cost["device"] = self.device
-            torch.set_num_threads(self.threads or os.cpu_count() or 1)
+            torch.set_num_threads(self.threads or default_threads())
             t = time.perf_counter()
             self._model = SentenceTransformer(str(self.path), device=self.device)
             if self.max_length is not None:

@@ -1,0 +1,112 @@
+"""The Ray executor on a real local Ray (started once for the module, 2 CPUs): the CLI joins it
+with --ray-address, runs units as Ray tasks on 2 workers, and stores what a local run stores,
+also when a worker is killed in the middle of a unit, and when a unit fails (--keep-going)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from tests.executors.grid_world import SAMPLE, assert_same_results, leftovers, stored, write_suite
+
+ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is not installed")
+
+STEP_TITLE = b"ray::harness_step"  # the process title of a Ray worker while it runs a step
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def grid(cache_root, tmp_path_factory):
+    """The suite, and the results of a local run of its two BM25 units."""
+    root = tmp_path_factory.mktemp("ray-grid")
+    suite = write_suite(root)
+    done = run_cli("run", str(suite), "-r", "bm25", "-r", "bm25-k12", "--results", str(root / "local"), *SAMPLE)
+    assert done.returncode == 0, done.stderr
+    return suite, root / "local"
+
+
+def ray_run(suite: Path, results: Path, address: str, *retrievers: str) -> list[str]:
+    names = [arg for name in retrievers for arg in ("-r", name)]
+    return [sys.executable, "-m", "harness", "run", str(suite), *names, "--results", str(results), *SAMPLE,
+            "--executor", "ray", "--workers", "2", "--ray-address", address]
+
+
+def test_ray_with_two_workers_stores_what_local_stores(cluster, grid, tmp_path):
+    suite, local = grid
+    done = subprocess.run(ray_run(suite, tmp_path / "ray", cluster, "bm25", "bm25-k12"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert sorted(line.split()[:3] for line in done.stdout.splitlines() if line.strip().startswith("done")) == [
+        ["done", "scifact", "bm25"], ["done", "scifact", "bm25-k12"]]
+    assert_same_results(tmp_path / "ray", local)
+
+
+def _step_workers() -> list[int]:
+    """Processes of this machine that are Ray workers running a harness step now."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    title = f.read()
+            except OSError:
+                continue
+            if title.startswith(STEP_TITLE):
+                found.append(int(name))
+    return found
+
+
+def test_a_worker_killed_mid_unit_is_replaced_and_the_metrics_are_the_same(cluster, grid, tmp_path):
+    suite, local = grid
+    run = subprocess.Popen(ray_run(suite, tmp_path / "ray", cluster, "bm25", "bm25-k12"), cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and run.poll() is None and time.monotonic() < deadline:
+        for pid in _step_workers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            killed = pid
+            break
+        time.sleep(0.005)
+    out, err = run.communicate(timeout=600)
+    assert killed is not None, f"no worker was seen running a unit\n{err}"
+    assert run.returncode == 0, err
+    assert {label: metrics for label, (metrics, _) in stored(tmp_path / "ray").items()} == {
+        label: metrics for label, (metrics, _) in stored(local).items()}
+    assert_same_results(tmp_path / "ray", local)
+
+
+def test_keep_going_on_ray_reports_the_failed_unit_and_stores_the_others(cluster, grid, tmp_path):
+    suite, local = grid
+    done = subprocess.run(ray_run(suite, tmp_path / "ray", cluster, "nan", "bm25"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout  # without --keep-going: the harness's error, status 2
+    assert "error: Retriever 'nan' on dataset 'scifact' of suite 'beir' gave" in done.stderr
+    kept = subprocess.run(ray_run(suite, tmp_path / "kept", cluster, "nan", "bm25") + ["--keep-going"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert kept.returncode == 1, kept.stderr
+    lines = kept.stdout.splitlines()
+    assert "1 of 2 units failed:" in lines
+    assert lines[lines.index("1 of 2 units failed:") + 1].startswith(
+        "  beir/scifact/nan: Retriever 'nan' on dataset 'scifact' of suite 'beir' gave ")
+    assert sorted(stored(tmp_path / "kept")) == ["bm25"]
+    assert stored(tmp_path / "kept")["bm25"][0] == stored(local)["bm25"][0]
+    assert leftovers(tmp_path / "kept") == []
