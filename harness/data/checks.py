@@ -15,6 +15,7 @@ from collections import Counter
 from harness.data.model import Corpus, DataReport, Qrels, Queries
 from harness.data.sources import RawData
 from harness.errors import DataError
+from harness.formats.trec import MAX_GRADE
 from harness.suite_schema import Checks, Policy
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,7 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
                  Policy.error if policy.unknown_judgments is Policy.error else Policy.drop,
                  "judged query ids with no query text",
                  fix_policy.format("unknown_judgments", "keep", "leave their judgments out (no run holds them)"))
-    qrels: dict[str, dict[str, int]] = {}
-    for qid, did, grade in judgments:
-        if qid in query_ids:
-            qrels.setdefault(qid, {})[did] = grade
+    qrels = _judgments(judgments, query_ids, where)
 
     # Queries nobody judged cannot be scored; search only the judged ones, and say so.
     unjudged = [q[0] for q in queries if q[0] not in qrels]
@@ -107,3 +105,32 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
 
     corpus = Corpus(ids=[d[0] for d in docs], titles=[d[1] for d in docs], texts=[d[2] for d in docs])
     return corpus, Queries(ids=[q[0] for q in queries], texts=[q[1] for q in queries]), Qrels(qrels), tally.report()
+
+
+def _judgments(judgments, query_ids: set[str], where: str) -> dict[str, dict[str, int]]:
+    """Query -> document -> grade. Grades are whole numbers from 0 to MAX_GRADE, as in a qrels file
+    (trec.read_qrels); a (query, document) judged twice with different grades is an error (which
+    one the official scores used cannot be told), an identical repeat counts once."""
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, did, value in judgments:
+        grade = _whole(value)
+        if grade is None or not 0 <= grade <= MAX_GRADE:
+            raise DataError(f"{where}: query {qid!r}, document {did!r} has the relevance {value!r}; grades are "
+                            f"whole numbers from 0 (judged non-relevant) to {MAX_GRADE}. The source's judgments "
+                            "are not the official ones, or the suite reads the wrong file.")
+        known = qrels.setdefault(qid, {}) if qid in query_ids else {}
+        if did in known and known[did] != grade:
+            raise DataError(f"{where}: query {qid!r}, document {did!r} is judged both {known[did]} and {grade}. "
+                            "The judgments contradict each other; fix the source's qrels (keep one line).")
+        if qid in query_ids:
+            known[did] = grade
+    return qrels
+
+
+def _whole(value) -> int | None:
+    """``value`` as an int when it is a whole number (1, 1.0, numpy's ints), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() and not isinstance(value, bool) else None

@@ -105,3 +105,19 @@ def test_policies_that_do_not_apply_are_refused():
         Checks(empty_queries="keep")
     with pytest.raises(ValidationError, match="judgments naming documents absent from the corpus are not dropped"):
         Checks(unknown_judgments="drop")
+
+
+def test_judgments_with_grades_out_of_range_or_contradicting_each_other_are_refused_by_id():
+    def load(judgments):
+        raw = RawData(documents=[("d1", "", "a"), ("d2", "", "b")], queries=[("q1", "x")], judgments=judgments)
+        return check(raw, Checks(), "dataset 'toy'")
+
+    for bad in (-1, 1.5, 101, "high"):
+        with pytest.raises(DataError, match=rf"dataset 'toy': query 'q1', document 'd1' has the relevance {bad!r}; "
+                                            r"grades are whole numbers from 0 \(judged non-relevant\) to 100\."):
+            load([("q1", "d1", bad)])
+    with pytest.raises(DataError, match=r"query 'q1', document 'd2' is judged both 1 and 0\. The judgments contradict"):
+        load([("q1", "d2", 1), ("q1", "d1", 2), ("q1", "d2", 0)])
+    # An identical repeat counts once; 2.0 is the grade 2.
+    _, _, qrels, _ = load([("q1", "d1", 2), ("q1", "d1", 2.0), ("q1", "d2", 0)])
+    assert qrels.to_dict() == {"q1": {"d1": 2, "d2": 0}} and qrels.n_judgments == 2
