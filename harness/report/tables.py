@@ -20,6 +20,8 @@ from typing import Any
 from harness.errors import ProtocolMismatchError
 from harness.hashing import sha256
 from harness.protocol import MISMATCH_MARK, ProtocolCard
+from harness.report.tie_marks import NOTE as TIE_NOTE
+from harness.report.tie_marks import tie_marks
 from harness.results import ResultRecord
 
 AVG = "Avg"  # the average column's key in cells, parts and significance marks
@@ -67,6 +69,8 @@ class Table:
     column_notes: dict[str, str] = field(default_factory=dict)  # e.g. what a group column averages
     outside_average: set[str] = field(default_factory=set)  # columns shown but not averaged (MS MARCO)
     significance: Significance | None = None
+    # (pessimistic, optimistic) of a dataset column's metric over tie orders, where the record has it.
+    tie_bounds: dict[Cell, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.title = self.title or self.suite
@@ -115,7 +119,11 @@ class Table:
     def mark(self, row: str, column: str) -> str:
         """The marks printed after a value: protocol mismatch, then significance."""
         sig = self.significance.marks.get((row, column), "") if self.significance else ""
-        return self.marks.get((row, column), "") + sig
+        return self.marks.get((row, column), "") + self.tie_marks.get((row, column), "") + sig
+
+    @property
+    def tie_marks(self) -> dict[Cell, str]:
+        return tie_marks(self.rows, self.columns, self.value, self.tie_bounds)
 
     # caption ------------------------------------------------------------------------------------
     def caption(self) -> str:
@@ -141,6 +149,8 @@ class Table:
             text += " Protocol hashes: " + ", ".join(f"{c} {self.column_protocols[c][:8]}" for c in self.columns) + "."
         if self.marks:
             text += f" {MISMATCH_MARK} measured under another protocol than the column's (forced)."
+        if self.tie_marks:
+            text += " " + TIE_NOTE
         if self.significance:
             text += " " + self.significance.note
         return text
@@ -214,6 +224,7 @@ class _DatasetColumn:
     values: dict[str, float]
     keys: dict[str, str]
     marks: dict[str, str]
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # row -> tie bounds
 
     @property
     def group(self) -> str | None:
@@ -244,6 +255,8 @@ def _dataset_column(suite: str, dataset: str, recs: list[ResultRecord], labels: 
                 f"{r.protocol_hash[:8]} and another). Remove one of the result folders.")
         column.values[row] = r.metrics[column.metric]
         column.keys[row] = result_id(r)
+        if r.ties and r.ties.get("metric") == column.metric:
+            column.bounds[row] = (r.ties["pessimistic"], r.ties["optimistic"])
         if r.protocol_hash != main_hash:
             column.marks[row] = MISMATCH_MARK
     return column
@@ -260,6 +273,8 @@ def _fill(table: Table, name: str, members: list[_DatasetColumn], suite: str) ->
                                     for m in members]
         if any(row in m.marks for m in members):
             table.marks[(row, name)] = MISMATCH_MARK
+        if len(members) == 1 and row in members[0].bounds:
+            table.tie_bounds[(row, name)] = members[0].bounds[row]
 
 
 def _table(suite: str, metric: str | None, title: str, kind: str, rows: list[str],

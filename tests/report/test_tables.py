@@ -120,3 +120,26 @@ def test_a_dataset_outside_the_average_is_shown_but_not_averaged():
     assert "except msmarco, reported but outside the average" in table.caption()
     # A label, like the group: the protocol hash is the same with or without it.
     assert msmarco.protocol_hash == make_card("msmarco").protocol_hash
+
+
+def test_a_gap_that_tied_scores_alone_could_close_is_marked():
+    def with_ties(name, ndcg, pessimistic, optimistic, dataset="scifact"):
+        record = make_record(name, dataset, ndcg)
+        return record.model_copy(update={"ties": {"order": "trec_eval", "metric": "ndcg@10", "pairs": 10,
+                                                  "tied_pairs": 4, "tied_groups": 1, "mixed_groups": 1,
+                                                  "queries_with_ties": 1, "pessimistic": pessimistic,
+                                                  "optimistic": optimistic}})
+
+    recs = [with_ties("best", 0.60, 0.58, 0.61), with_ties("close", 0.57, 0.55, 0.58),  # 0.58 >= 0.58: marked
+            with_ties("far", 0.50, 0.49, 0.57), make_record("unbounded", "scifact", 0.59),
+            with_ties("best", 0.40, 0.40, 0.40, "nfcorpus"), with_ties("close", 0.39, 0.38, 0.40, "nfcorpus")]
+    (table,) = build_tables(recs)
+    assert {cell: mark for cell, mark in table.tie_marks.items()} == {
+        ("close", "scifact"): "‡", ("close", "nfcorpus"): "‡"}
+    assert table.mark("close", "scifact") == "‡" and table.mark("far", "scifact") == ""
+    assert table.mark("close", AVG) == "" and "‡ below the column's best by no more than" in table.caption()
+    assert "| close | <ins>39.0‡</ins> | 57.0‡ |" in to_markdown(table)
+    assert r"57.0$^\ddagger$" in to_latex([table])
+    # Without tie reports (older records), nothing is marked.
+    (plain,) = build_tables([make_record("best", "scifact", 0.6), make_record("close", "scifact", 0.57)])
+    assert plain.tie_marks == {} and "‡" not in plain.caption()
