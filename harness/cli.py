@@ -102,7 +102,7 @@ def run(
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
-    from harness.index import cache
+    from harness.index import cache, shards
     from harness.pipeline import execute, plan
     from harness.suite import load_suite
 
@@ -117,6 +117,8 @@ def run(
                       f"{outcome.main_metric}={score:.4f}  {outcome.folder}", soft_wrap=True)
     if cache.STATS:
         console.print(f"vector cache: {cache.STATS['misses']} encoded, {cache.STATS['hits']} reused")
+    if shards.STATS:
+        console.print(f"document shards: {shards.STATS['encoded']} encoded, {shards.STATS['reused']} reused")
     if cache.STATS["compressed_misses"] or cache.STATS["compressed_hits"]:
         console.print(f"compressed stores: {cache.STATS['compressed_misses']} built, "
                       f"{cache.STATS['compressed_hits']} reused")
