@@ -130,10 +130,10 @@ def _read_plan(path: Path) -> list[tuple[int, int]] | None:
         return None
 
 
-def _write_plan(path: Path, spans: list[tuple[int, int]], keys: list[dict]) -> None:
+def _write_plan(path: Path, key: dict, spans: list[tuple[int, int]], keys: list[dict]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
-    integrity.write_manifest(tmp, {"spans": [list(s) for s in spans],
+    integrity.write_manifest(tmp, {**cache.stored_key(key), "spans": [list(s) for s in spans],
                                    "shards": [sha256(cache.stored_key(k)) for k in keys]}, [])
     os.replace(tmp, path / MANIFEST)  # whole or absent
 
@@ -147,7 +147,7 @@ def encode_shard(key: dict, span: tuple[int, int], encode: Callable[[int, int, C
         try:
             return TokenStore.load(path), True
         except CorruptFileError as e:
-            log.warning("vector cache damaged: %s; encoding the shard again", e)
+            cache.log.warning("vector cache damaged: %s; rebuilding %s", e, path)
     return encode(*span, lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype,
                                                               manifest=cache.stored_key(key))), False
 
@@ -176,7 +176,7 @@ def open_or_encode(document_key: dict, ids: list[str], texts: list[str], shard_t
         STATS["encoded"] += len(spans) - reused
         STATS["reused"] += reused
     if not (planned and hit):
-        _write_plan(folder, spans, keys)
+        _write_plan(folder, sharded_key(document_key, shard_tokens), spans, keys)
     return (shards[0] if len(shards) == 1 else ShardedStore(spans, shards)), hit
 
 
