@@ -149,6 +149,9 @@ def run(
     counts = report.cache_counts
     if counts:
         console.print(f"vector cache: {counts['misses']} encoded, {counts['hits']} reused")
+    if report.shard_counts:
+        console.print(f"document shards: {report.shard_counts['encoded']} encoded, "
+                      f"{report.shard_counts['reused']} reused")
     if counts["compressed_misses"] or counts["compressed_hits"]:
         console.print(f"compressed stores: {counts['compressed_misses']} built, {counts['compressed_hits']} reused")
     if report.failures:

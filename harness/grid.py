@@ -29,20 +29,22 @@ class UnitRun:
 
     outcome: Outcome
     cache_counts: dict[str, int]
+    shard_counts: dict[str, int] = field(default_factory=dict)
 
 
 def run_unit(unit: Unit, results: str | Path, force: bool = False) -> UnitRun:
-    from harness.index import cache
+    from harness.index import cache, shards
 
-    before = Counter(cache.STATS)
+    before, shards_before = Counter(cache.STATS), Counter(shards.STATS)
     outcome = execute(unit, results, force=force)
-    return UnitRun(outcome, dict(Counter(cache.STATS) - before))
+    return UnitRun(outcome, dict(Counter(cache.STATS) - before), dict(Counter(shards.STATS) - shards_before))
 
 
 @dataclass
 class GridReport:
     failures: list[Finished] = field(default_factory=list)
     cache_counts: Counter = field(default_factory=Counter)
+    shard_counts: Counter = field(default_factory=Counter)  # of stores in more than one shard
 
 
 def unit_gpus(suite: Suite, unit: Unit) -> float:
@@ -65,6 +67,7 @@ def run_grid(units: list[Unit], executor: Executor, results: str | Path, force: 
             report.failures.append(finished)
         else:
             report.cache_counts.update(finished.value.cache_counts)
+            report.shard_counts.update(finished.value.shard_counts)
         show(finished)
     return report
 

@@ -185,6 +185,13 @@ class MultiVectorEncoder:
         keep = ~np.isin(flat, np.fromiter(self.skip_ids, dtype=np.int64, count=len(self.skip_ids)))
         return flat, starts, keep
 
+    def document_token_counts(self, texts: list[str]) -> np.ndarray:
+        """The number of vectors each document stores (what a shard plan weighs), tokenised a
+        chunk at a time without encoding."""
+        counts = [np.add.reduceat(keep, starts[:-1]).astype(np.int64)
+                  for _, _, starts, keep in self._document_chunks(list(texts))]
+        return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+
     def _document_chunks(self, texts: list[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """(index of the chunk's first document, flat ids, starts, stored-token mask) per chunk;
         on a GPU the next chunk is tokenised on a thread while this one is encoded."""

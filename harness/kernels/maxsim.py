@@ -19,7 +19,9 @@ and one ``amax`` over the (docs, padded length, rows) view of its result while i
 cache; the per-query sum is a fixed-shape ``sum`` because query rows are token-major and padded
 to the batch's longest query with zero vectors (a zero vector adds exactly 0 to a score; queries
 are sorted by real-token count before batching so that padding stays small). Documents longer
-than a tile (or cut by a chunk boundary) are scored piecewise with a running max. Matmul is
+than a tile (or cut by a chunk boundary) are scored piecewise with a running max. On a CPU a
+document's score is the same bits whatever chunk or tile it lands in (``_mm`` keeps BLAS off its
+small-shape paths), so a sharded search scores as one over the whole corpus. Matmul is
 about 90% of the time at dims 384 and 128 (bench/maxsim.py, profiled); the rest is mostly
 the amax pass over the similarities. Memory is bounded by about two copies of a chunk plus
 ``_TILE_ELEMS`` similarities plus small per-batch buffers, whatever the corpus size. A memory-
@@ -151,6 +153,27 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
     return batches
 
 
+# Below these sizes MKL's sgemm sums each product in another order (measured: up to 5 document
+# rows against a transposed query matrix; any count against fewer than 8 query rows), so a
+# document alone in a small tile, or a short piece at a chunk's end, would score a rounding apart
+# from the same document elsewhere, and a shard's boundaries would move scores.
+_MIN_MM_ROWS, _MIN_MM_COLS = 16, 8
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = a @ b``, each product computed the same whatever the shapes: a side smaller than
+    the sizes above is padded with zeros, and the padding dropped."""
+    m, n = a.shape[0], b.shape[1]
+    if m >= _MIN_MM_ROWS and n >= _MIN_MM_COLS:
+        torch.mm(a, b, out=out)
+        return
+    if m < _MIN_MM_ROWS:
+        a = torch.cat([a, a.new_zeros(_MIN_MM_ROWS - m, a.shape[1])])
+    if n < _MIN_MM_COLS:
+        b = torch.cat([b, b.new_zeros(b.shape[0], _MIN_MM_COLS - n)], dim=1)
+    out.copy_(torch.mm(a, b)[:m, :n])
+
+
 # ----------------------------------------------------------------------------------------------
 # Public API
 
@@ -200,7 +223,7 @@ class _TileScorer:
         for first, nd, lp, row in plan.tiles:
             cols = nd * lp
             st = self.sim[:cols * rows].view(cols, rows)
-            torch.mm(padded[row:row + cols], flat.t(), out=st)
+            _mm(padded[row:row + cols], flat.t(), st)
             mx = self.per_doc[:nd * rows].view(nd, rows)
             torch.amax(st.view(nd, lp, rows), dim=1, out=mx)
             scores[:, first:first + nd] = self._sums(mx, q_max, b)
@@ -216,7 +239,7 @@ class _TileScorer:
                 for p0 in range(s, e, self.tile_cols):
                     p1 = min(p0 + self.tile_cols, e)
                     st = self.sim[:(p1 - p0) * rows].view(p1 - p0, rows)
-                    torch.mm(chunk[p0:p1], flat.t(), out=st)
+                    _mm(chunk[p0:p1], flat.t(), st)
                     piece = st.amax(dim=0)
                     run = piece if run is None else torch.maximum(run, piece)
             if cont_last:

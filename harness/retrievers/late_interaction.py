@@ -21,7 +21,7 @@ from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.errors import ParameterError
-from harness.index import cache
+from harness.index import cache, shards
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.retrievers.base import Retriever
@@ -36,7 +36,7 @@ class LateInteractionRetriever(Retriever):
                  trust_remote_code: bool = False, precision: str = "fp32", storage: str = "fp16",
                  storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int | None = None,
                  threads: int | None = None, merge_weights: list[float] | None = None, device: str = "auto",
-                 **encoder_settings: Any):
+                 shard_tokens: int = shards.DEFAULT_SHARD_TOKENS, **encoder_settings: Any):
         # ``model`` may list several checkpoints of one architecture: their weight average
         # (uniform, or ``merge_weights``) is the model evaluated.
         if "skiplist" in encoder_settings:
@@ -44,6 +44,8 @@ class LateInteractionRetriever(Retriever):
         self.checkpoint = load_checkpoint(model, format, encoder_settings, revision, trust_remote_code, merge_weights)
         self.explicit = set(encoder_settings)
         self.dim, self.precision, self.storage = dim, precision, storage
+        # Vectors per shard of the document store: how the work is split, never what it computes.
+        self.shard_tokens = shard_tokens
         self._check_values()
         self.codec = codec_for(storage, storage_seed, residual_centroids)
         # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
@@ -54,7 +56,8 @@ class LateInteractionRetriever(Retriever):
         self._cost: dict[str, Any] = {}
         self._encoder = None
         self._store = None
-        self._compressed: CompressedStore | None = None
+        # (first document, token store, its compressed store or None) per shard, in corpus order.
+        self._parts: list[tuple[int, Any, CompressedStore | None]] = []
         self._ids: list[str] = []
         self._tie_ranks = np.zeros(0, dtype=np.int64)
 
@@ -66,6 +69,10 @@ class LateInteractionRetriever(Retriever):
         if self.storage not in STORAGE_KINDS:
             raise ParameterError(f"storage {self.storage!r} is unknown; choose one of {', '.join(STORAGE_KINDS)}.",
                                  "storage")
+        if not isinstance(self.shard_tokens, int) or self.shard_tokens < 1:
+            raise ParameterError(f"shard_tokens={self.shard_tokens!r} is not a number of vectors; give a whole "
+                                 "number of at least 1 (the default keeps most corpora in one shard).",
+                                 "shard_tokens")
         width = self.checkpoint.output_dim
         if self.dim is not None and (self.dim < 1 or (width is not None and self.dim > width)):
             valid = f"from 1 to {width}, the model's output dimension" if width else "at least 1"
@@ -136,35 +143,54 @@ class LateInteractionRetriever(Retriever):
         self._ids = list(ids)
         self._tie_ranks = tie_ranks(self._ids)
         self._cost["device"] = self.device
+        key = self.document_key(ids, texts)
         t = time.perf_counter()
-        self._store, hit = cache.open_or_build(
-            self.document_key(ids, texts), lambda writer: self._encoder_().encode_documents(texts, writer),
+        self._store, hit = shards.open_or_encode(
+            key, self._ids, texts, self.shard_tokens, lambda: self._encoder_().document_token_counts(texts),
+            lambda first, stop, writer: self._encoder_().encode_documents(texts[first:stop], writer),
             dtype=self.storage_dtype)
         elapsed = time.perf_counter() - t
         if not hit:
             self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed,
                                "tokens_per_s": self._store.n_tokens / elapsed})
-        self._index_storage(self.document_key(ids, texts), hit)
-
-    def _index_storage(self, document_key: dict[str, Any], hit: bool) -> None:
-        """The compressed store for ``storage`` (if any) and the storage figures of the index."""
-        dim = self.dim or self._store.dim
-        if self.codec is not None:
-            self._compressed, compressed_hit = cache.open_or_build_compressed(document_key, self._store, dim,
-                                                                              self.codec)
-            index_bytes = self._compressed.nbytes()
-            self._cost.update({"compressed_cache": "hit" if compressed_hit else "miss",
-                               "codec_build_s": self._compressed.build_seconds})
-            if "centroids" in self._compressed.arrays:
-                self._cost["n_centroids"] = int(self._compressed.arrays["centroids"].shape[0])
+        if isinstance(self._store, shards.ShardedStore):
+            spans = self._store.spans
+            parts = [(shards.shard_key(key, self._ids, texts, span, len(spans)), span[0], shard)
+                     for span, shard in zip(spans, self._store.shards)]
         else:
-            index_bytes = self._store.nbytes(dim)
+            parts = [(key, 0, self._store)]
+        self._index_storage(parts, hit)
+
+    def _index_storage(self, parts: list[tuple[dict[str, Any], int, Any]], hit: bool) -> None:
+        """The compressed store for ``storage`` (if any) of each shard, and the storage figures of
+        the index. Each shard is compressed from its own vectors (a residual codec clusters each
+        shard's own sample)."""
+        dim = self.dim or self._store.dim
+        self._parts = []
+        index_bytes, hits, build_s, centroids = 0, 0, 0.0, 0
+        for key, first, shard in parts:
+            compressed = None
+            if self.codec is not None:
+                compressed, compressed_hit = cache.open_or_build_compressed(key, shard, dim, self.codec)
+                index_bytes += compressed.nbytes()
+                hits += compressed_hit
+                build_s += compressed.build_seconds
+                if "centroids" in compressed.arrays:
+                    centroids += int(compressed.arrays["centroids"].shape[0])
+            else:
+                index_bytes += shard.nbytes(dim)
+            self._parts.append((first, shard, compressed))
+        if self.codec is not None:
+            self._cost.update({"compressed_cache": "hit" if hits == len(parts) else "miss", "codec_build_s": build_s})
+            if centroids:
+                self._cost["n_centroids"] = centroids
         # The reference every storage kind is compared with: float16 vectors at this dim, same offsets.
-        fp16_bytes = self._store.n_tokens * dim * 2 + self._store.offsets.nbytes
+        fp16_bytes = self._store.n_tokens * dim * 2 + sum(shard.offsets.nbytes for _, shard, _ in self._parts)
         self._cost.update({
             "document_cache": "hit" if hit else "miss",
             "n_documents": self._store.n_docs,
             "n_tokens": self._store.n_tokens,
+            "n_shards": len(parts),
             "dim": dim,
             "storage": self.storage,
             "storage_dtype": self.storage if self.codec else self.storage_dtype,
@@ -188,26 +214,39 @@ class LateInteractionRetriever(Retriever):
 
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
-    def _searched(self, queries: np.ndarray) -> tuple[np.ndarray, Any, np.ndarray, int | None]:
-        """(queries, document vectors, offsets, dim) for the kernel. A compressed store is already cut
-        to ``dim`` and decompresses the rows the kernel reads; the queries are cut to match."""
-        if self._compressed is None:
-            return queries, self._store.vectors, self._store.offsets, self.dim
-        dim = self._compressed.dim
+    @property
+    def _compressed(self) -> CompressedStore | None:
+        """The compressed store of a one-shard index."""
+        return self._parts[0][2] if len(self._parts) == 1 else None
+
+    def _searched(self, queries: np.ndarray, compressed: CompressedStore | None) -> tuple[np.ndarray, int | None]:
+        """(queries, dim) for the kernel over one shard. A compressed store is already cut to ``dim``
+        and decompresses the rows the kernel reads; the queries are cut to match."""
+        if compressed is None:
+            return queries, self.dim
+        dim = compressed.dim
         if dim < queries.shape[-1]:
             queries = queries[..., :dim]
             queries = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
-        return queries, self._compressed.vectors, self._compressed.offsets, None
+        return queries, None
+
+    def _shard_vectors(self, shard, compressed: CompressedStore | None):
+        return (shard.vectors, shard.offsets) if compressed is None else (compressed.vectors, compressed.offsets)
 
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
         from harness.kernels.maxsim import maxsim_search
 
         vectors, mask = self._queries(texts)
-        vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
-        scores, indices = maxsim_search(vectors, mask, doc_vectors, offsets, k, dim=dim,
-                                        compute_dtype=self._compute_dtype(), device=self.device,
-                                        tie_rank=self._tie_ranks)
+        found = []
+        for first, shard, compressed in self._parts:
+            queries, dim = self._searched(vectors, compressed)
+            doc_vectors, offsets = self._shard_vectors(shard, compressed)
+            search = lambda v, o, kk, **kw: maxsim_search(queries, mask, v, o, kk, **kw)  # noqa: E731
+            found.append(shards.search_shard(search, doc_vectors, offsets, first,
+                                             self._tie_ranks[first:first + shard.n_docs], k, dim=dim,
+                                             compute_dtype=self._compute_dtype(), device=self.device))
+        scores, indices = found[0] if len(found) == 1 else shards.merge_topk(found, k, self._tie_ranks)
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
         return Run({qid: {doc_ids[j]: float(s) for j, s in zip(indices[i], scores[i])} for i, qid in enumerate(ids)})
@@ -218,10 +257,16 @@ class LateInteractionRetriever(Retriever):
         position = {d: i for i, d in enumerate(self._ids)}
         lists = [np.array([position[d] for d in candidates.get(q, []) if d in position], dtype=np.int64) for q in ids]
         vectors, mask = self._queries(texts)
-        vectors, doc_vectors, offsets, dim = self._searched(vectors)
         t = time.perf_counter()
-        scores = maxsim_rerank(vectors, mask, doc_vectors, offsets, lists, dim=dim,
-                               compute_dtype=self._compute_dtype(), device=self.device)
+        scores = [np.zeros(len(c), np.float32) for c in lists]
+        for first, shard, compressed in self._parts:
+            queries, dim = self._searched(vectors, compressed)
+            doc_vectors, offsets = self._shard_vectors(shard, compressed)
+            inside = [(c >= first) & (c < first + shard.n_docs) for c in lists]
+            part = maxsim_rerank(queries, mask, doc_vectors, offsets, [c[m] - first for c, m in zip(lists, inside)],
+                                 dim=dim, compute_dtype=self._compute_dtype(), device=self.device)
+            for s, m, p in zip(scores, inside, part):
+                s[m] = p
         self._cost["search_s"] = time.perf_counter() - t
         return Run({q: {self._ids[j]: float(s) for j, s in zip(lists[i], scores[i])} for i, q in enumerate(ids)})
 

@@ -82,6 +82,25 @@ def test_search_equals_reference_across_chunks_batches_and_ties():
     np.testing.assert_allclose(scores2, scores, atol=1e-6, rtol=0)
 
 
+def test_a_documents_score_is_the_same_bits_whatever_the_chunks_and_tiles():
+    """Shards and chunks move documents between tiles of other sizes (one document alone, a
+    piece of a few rows at a chunk's end): their scores must not move by a rounding."""
+    lengths = np.random.default_rng(12).integers(1, 40, 300)
+    lengths[::23] = 400
+    vectors, offsets = corpus(seed=11, n_docs=300, lengths=lengths, dim=128)
+    q, mask = queries_for(vectors, offsets, seed=12, n=37, q_len=32, dim=128)
+
+    def all_scores(chunk_tokens):
+        scores, ids = maxsim_search(q, mask, vectors, offsets, k=300, chunk_tokens=chunk_tokens, query_batch=16)
+        full = np.zeros((37, 300), np.float32)
+        np.put_along_axis(full, ids, scores, axis=1)
+        return full
+
+    whole = all_scores(1 << 20)
+    for chunk_tokens in (500, 97, 5):
+        np.testing.assert_array_equal(all_scores(chunk_tokens), whole)
+
+
 def test_numpy_inputs_and_float32_vectors_give_the_same_result():
     vectors, offsets = corpus(seed=3)
     q, mask = queries_for(vectors, offsets, seed=4)

@@ -1,0 +1,203 @@
+"""Sharded document stores: a corpus's vectors as consecutive spans of documents, each its own
+``TokenStore`` cached under its own key, plus a manifest of the whole written last.
+
+The plan (``shard_plan``) depends only on the documents' sizes (stored vectors per document, which
+the corpus and the encoder settings fix) and the shard size, so any machine computes the same one.
+A shard's key is the document key with the corpus fingerprint of its span and its place in the
+plan instead of the whole corpus's: a finished shard is found again by a run that was killed, and
+only the missing ones are encoded. A plan of one shard keeps the whole store at the document key
+itself, where stores were kept before sharding.
+
+    <home>/tokens/<xx>/<sha256 of the sharded key>/manifest.json   the plan and each shard's key
+
+Search runs each shard alone (``search_shard``: its top k, document indices of the whole corpus)
+and ``merge_topk`` keeps the best k of them by the kernel's sortable keys (harness/kernels/topk.py)
+with the corpus's tie ranks, which is exactly the top k of one search over all documents.
+
+Every step is a plain function of plain data, so a distributed executor can map "encode a shard"
+and "search a shard" as tasks; the local path is a loop over them. ``STATS`` counts shards
+encoded and reused (only for stores of more than one shard), printed beside the cache counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from harness import integrity
+from harness.errors import CorruptFileError
+from harness.hashing import sha256
+from harness.index import cache
+from harness.index.token_store import TokenStore, TokenStoreWriter
+from harness.kernels.topk import decode_keys, encode_keys
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+# Large enough that every BEIR corpus up to a few million passages is one shard (SciFact has
+# about 1.5M document vectors): a size you choose to split a corpus, not one it has to pick.
+DEFAULT_SHARD_TOKENS = 1 << 24
+
+STATS: Counter[str] = Counter()
+
+
+def shard_plan(sizes, shard_tokens: int) -> list[tuple[int, int]]:
+    """(first document, stop document) spans covering all documents in order, each holding at most
+    ``shard_tokens`` vectors (``sizes[i]`` per document; a document larger alone is a shard of its
+    own), filled greedily. No documents: one empty span."""
+    if shard_tokens < 1:
+        raise ValueError("shard_tokens must be at least 1")
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64))
+    spans, first, n = [], 0, len(ends)
+    while first < n:
+        before = int(ends[first - 1]) if first else 0
+        stop = max(first + 1, int(np.searchsorted(ends, before + shard_tokens, side="right")))
+        spans.append((first, stop))
+        first = stop
+    return spans or [(0, 0)]
+
+
+def sharded_key(document_key: dict, shard_tokens: int) -> dict:
+    return {"role": "sharded", "documents": document_key, "shard_tokens": shard_tokens}
+
+
+def shard_key(document_key: dict, ids: list[str], texts: list[str], span: tuple[int, int], n_shards: int) -> dict:
+    """The key of one shard: the document key itself for a one-shard plan, else the document key
+    with the span's place and the fingerprint of its texts for the corpus's."""
+    if n_shards == 1:
+        return document_key
+    first, stop = span
+    return {**document_key, "corpus": cache.corpus_fingerprint(ids[first:stop], texts[first:stop]),
+            "shard": {"first": first, "stop": stop}}
+
+
+class ShardedStore:
+    """The shards of one corpus, in order: ``shards[j]`` holds documents ``spans[j]``."""
+
+    def __init__(self, spans: list[tuple[int, int]], shards: list[TokenStore]):
+        self.spans, self.shards = spans, shards
+
+    @property
+    def n_docs(self) -> int:
+        return sum(s.n_docs for s in self.shards)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s.n_tokens for s in self.shards)
+
+    @property
+    def dim(self) -> int:
+        return self.shards[0].dim
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Every document's first row as if the shards were one store (n_docs + 1)."""
+        parts = [np.zeros(1, np.int64)]
+        base = 0
+        for s in self.shards:
+            parts.append(s.offsets[1:] + base)
+            base += s.n_tokens
+        return np.concatenate(parts)
+
+    def nbytes(self, dim: int | None = None) -> int:
+        return sum(s.nbytes(dim) for s in self.shards)
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(shard, document within it) of document i."""
+        j = int(np.searchsorted([stop for _, stop in self.spans], i, side="right"))
+        return j, i - self.spans[j][0]
+
+    def doc(self, i: int) -> np.ndarray:
+        j, local = self.locate(i)
+        return self.shards[j].doc(local)
+
+
+def _read_plan(path: Path) -> list[tuple[int, int]] | None:
+    try:
+        manifest = integrity.read_manifest(path / MANIFEST)
+        return [(int(a), int(b)) for a, b in manifest["spans"]]
+    except CorruptFileError as e:
+        if path.exists():
+            log.warning("shard manifest damaged: %s; planning the shards again", e)
+        return None
+    except (KeyError, TypeError, ValueError):
+        log.warning("shard manifest %s does not hold a plan; planning the shards again", path / MANIFEST)
+        return None
+
+
+def _write_plan(path: Path, key: dict, spans: list[tuple[int, int]], keys: list[dict]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
+    integrity.write_manifest(tmp, {**cache.stored_key(key), "spans": [list(s) for s in spans],
+                                   "shards": [sha256(cache.stored_key(k)) for k in keys]}, [])
+    os.replace(tmp, path / MANIFEST)  # whole or absent
+
+
+def encode_shard(key: dict, span: tuple[int, int], encode: Callable[[int, int, Callable], TokenStore],
+                 dtype: str) -> tuple[TokenStore, bool]:
+    """The shard of ``key`` (documents ``span``), opened if whole, else encoded by
+    ``encode(first, stop, make_writer)``, replacing a damaged one; True when reused."""
+    path = cache.store_path(key)
+    if path.exists():
+        try:
+            return TokenStore.load(path), True
+        except CorruptFileError as e:
+            cache.log.warning("vector cache damaged: %s; rebuilding %s", e, path)
+    return encode(*span, lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype,
+                                                              manifest=cache.stored_key(key))), False
+
+
+def open_or_encode(document_key: dict, ids: list[str], texts: list[str], shard_tokens: int,
+                   sizes: Callable[[], np.ndarray], encode: Callable[[int, int, Callable], TokenStore],
+                   dtype: str = "float16") -> tuple[TokenStore | ShardedStore, bool]:
+    """The store of ``document_key`` in shards of ``shard_tokens`` vectors: every whole shard
+    reused, the others encoded by ``encode(first, stop, make_writer)`` (the documents' vector
+    counts, ``sizes()``, are asked for only when no manifest holds the plan); True when every
+    shard was reused. One shard comes back as its ``TokenStore``."""
+    folder = cache.store_path(sharded_key(document_key, shard_tokens))
+    spans = _read_plan(folder)
+    planned = spans is not None
+    if spans is None:
+        spans = shard_plan(sizes(), shard_tokens)
+    keys = [shard_key(document_key, ids, texts, span, len(spans)) for span in spans]
+    shards, reused = [], 0
+    for key, span in zip(keys, spans):
+        shard, hit = encode_shard(key, span, encode, dtype)
+        shards.append(shard)
+        reused += hit
+    hit = reused == len(spans)
+    cache.STATS["hits" if hit else "misses"] += 1
+    if len(spans) > 1:
+        STATS["encoded"] += len(spans) - reused
+        STATS["reused"] += reused
+    if not (planned and hit):
+        _write_plan(folder, sharded_key(document_key, shard_tokens), spans, keys)
+    return (shards[0] if len(shards) == 1 else ShardedStore(spans, shards)), hit
+
+
+def search_shard(search: Callable, vectors, offsets, first: int, tie_rank: np.ndarray, k: int,
+                 **kernel) -> tuple[np.ndarray, np.ndarray]:
+    """One shard's top k: (scores (n_q, k'), indices into the whole corpus), by ``search(vectors,
+    offsets, k, tie_rank=...)`` (``maxsim_search`` with the queries bound). ``tie_rank`` holds the
+    corpus's ranks of the shard's documents; the kernel gets their order as a permutation of its own."""
+    local = np.empty(len(tie_rank), dtype=np.int64)
+    local[np.argsort(tie_rank, kind="stable")] = np.arange(len(tie_rank))
+    scores, found = search(vectors, offsets, k, tie_rank=local, **kernel)
+    return scores, found + first
+
+
+def merge_topk(results: list[tuple[np.ndarray, np.ndarray]], k: int,
+               tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of the shards' (scores, corpus indices) per query, best first, ties by
+    ``tie_rank`` (the corpus's): the same documents in the same order as one search over all."""
+    keys = np.concatenate([encode_keys(s, tie_rank[d]) for s, d in results], axis=1)
+    kk = min(k, keys.shape[1])
+    if keys.shape[1] > kk:
+        keys = np.partition(keys, kk - 1, axis=1)[:, :kk]
+    scores, ranks = decode_keys(np.sort(keys, axis=1))
+    return scores, np.argsort(tie_rank)[ranks]
