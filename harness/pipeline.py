@@ -41,6 +41,7 @@ class Unit:
     latency_queries: int = 50  # queries timed one at a time after the scored run (0: none)
     device: str | None = None  # where retrievers that take a device run; None: their own params
     trust_remote_code: bool = False  # retrievers that take it may run their checkpoint's own code
+    shard_tokens: int | None = None  # vectors per document shard, where the retriever shards; not in the key
 
     def spec(self, suite: Suite) -> DatasetSpec:
         spec = suite.dataset(self.dataset)
@@ -62,7 +63,7 @@ class Outcome:
 
 def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[str] | None = None,
          sample: tuple[int | None, int | None] | None = None, latency_queries: int = 50,
-         device: str | None = None, trust_remote_code: bool = False) -> list[Unit]:
+         device: str | None = None, trust_remote_code: bool = False, shard_tokens: int | None = None) -> list[Unit]:
     """Every (dataset, retriever) pair asked for; unknown names, and datasets the suite lists as
     unavailable, fail here, before any work. Asked for no dataset by name, the whole suite runs
     without its unavailable ones (a warning names them)."""
@@ -82,12 +83,13 @@ def plan(suite: Suite, datasets: list[str] | None = None, retriever_names: list[
         resolve_device(device)
     chosen = retriever_names or list(suite.retriever_configs()) or ["bm25"]
     for name in chosen:
-        check_retriever(suite, name, device, trust_remote_code)
-    return [Unit(str(suite.path), d, r, sample, latency_queries, device, trust_remote_code)
+        check_retriever(suite, name, device, trust_remote_code, shard_tokens)
+    return [Unit(str(suite.path), d, r, sample, latency_queries, device, trust_remote_code, shard_tokens)
             for d in names for r in chosen]
 
 
-def check_retriever(suite: Suite, name: str, device: str | None = None, trust_remote_code: bool = False) -> None:
+def check_retriever(suite: Suite, name: str, device: str | None = None, trust_remote_code: bool = False,
+                    shard_tokens: int | None = None) -> None:
     """A configuration's parameters (names, types), then the values its class refuses (a ``dim``
     beyond the model's, an unknown ``storage``) by building it once: before any unit runs, not
     after the first units' encoding."""
@@ -105,7 +107,8 @@ def check_retriever(suite: Suite, name: str, device: str | None = None, trust_re
 
     check_params(cls, rspec.params, where)
     try:
-        retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, rspec.params, device, trust_remote_code))
+        retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, rspec.params, device, trust_remote_code,
+                                                                   shard_tokens))
     except HarnessError as e:
         message = f"{where(getattr(e, 'param', None))}: retriever {name!r}: {e}"
         try:
@@ -262,7 +265,8 @@ def _search_depth(spec: DatasetSpec) -> int:
 
 
 def _run_params(rspec, unit: Unit) -> dict:
-    return retrievers.with_run_options(rspec.class_, rspec.params, unit.device, unit.trust_remote_code)
+    return retrievers.with_run_options(rspec.class_, rspec.params, unit.device, unit.trust_remote_code,
+                                       unit.shard_tokens)
 
 
 def _first_stage(suite: Suite, spec: DatasetSpec, unit: Unit):

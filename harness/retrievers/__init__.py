@@ -64,7 +64,7 @@ def class_path(cls: type) -> str:
 
 
 def with_run_options(ref: str, params: dict[str, Any] | None, device: str | None = None,
-                     trust_remote_code: bool = False) -> dict[str, Any]:
+                     trust_remote_code: bool = False, shard_tokens: int | None = None) -> dict[str, Any]:
     """``params`` with the command line's run options set, where the class takes them: ``device``
     (where it runs) and ``trust_remote_code`` (leave to run a checkpoint's own model code). Callers
     keep the suite's params as the retriever's identity; what the options change shows in its settings."""
@@ -74,6 +74,8 @@ def with_run_options(ref: str, params: dict[str, Any] | None, device: str | None
         params["device"] = device
     if trust_remote_code and "trust_remote_code" in accepted:
         params["trust_remote_code"] = True
+    if shard_tokens is not None and "shard_tokens" in accepted:  # how the store is cut, not what it holds
+        params["shard_tokens"] = shard_tokens
     return params
 
 

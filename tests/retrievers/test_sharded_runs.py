@@ -117,3 +117,21 @@ def test_a_run_killed_while_encoding_encodes_only_the_missing_shards_when_run_ag
     assert f"document shards: {encoded + reused} encoded, 0 reused" in whole.stdout
     runs = [Run.from_trec(next((tmp_path / name).rglob("run.trec.gz")), ties="rank") for name in ("killed", "whole")]
     _assert_same(*runs)
+
+
+def test_the_command_lines_shard_size_cuts_the_store_without_changing_the_key(tmp_path, offline):
+    from harness import retrievers
+    from harness.suite_schema import RetrieverSpec
+
+    (tmp_path / "suite.yaml").write_text(SUITE.replace("    sweep: {shard_tokens: [16777216, 9000]}\n", ""))
+    suite = load_suite(tmp_path / "suite.yaml")
+    (plain,) = pipeline.plan(suite, ["scifact"], ["minilm"])
+    (cut,) = pipeline.plan(suite, ["scifact"], ["minilm"], shard_tokens=5000)
+    assert (plain.shard_tokens, cut.shard_tokens) == (None, 5000)
+    spec = suite.retriever("minilm")
+    built = {u.shard_tokens: retrievers.build(spec.class_, pipeline._run_params(spec, u)) for u in (plain, cut)}
+    assert (built[None].shard_tokens, built[5000].shard_tokens) == (shards.DEFAULT_SHARD_TOKENS, 5000)
+    assert built[None].settings() == built[5000].settings()  # the card, so the key, is the same
+    # A retriever that does not shard is not given the option.
+    assert "shard_tokens" not in retrievers.with_run_options("bm25", {}, shard_tokens=5000)
+    assert isinstance(spec, RetrieverSpec)
