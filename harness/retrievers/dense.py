@@ -27,7 +27,7 @@ from harness.hashing import sha256
 from harness.index import cache
 from harness.paths import harness_home
 from harness.retrievers.base import Retriever
-from harness.runs import Run, tie_ranks, top_k
+from harness.runs import Run, tie_ranks
 
 log = logging.getLogger(__name__)
 
@@ -139,26 +139,31 @@ class DenseRetriever(Retriever):
         """Query vectors; latency measurements time this alone."""
         return self._encode(texts, self.query_prompt)
 
-    def _scores(self, texts: list[str]) -> np.ndarray:
-        """Query encoding and the search phase (exact dot products), timed apart."""
+    def _queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors, timed apart from the search phase that follows."""
         t = time.perf_counter()
         queries = self.encode_queries(texts)
         self._cost["encode_queries_s"] = time.perf_counter() - t
         self._search_start = time.perf_counter()
-        return queries @ np.asarray(self._store.vectors).T
+        return queries
 
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
-        scores = self._scores(texts)
-        top = [top_k(row, k, self._tie_ranks) for row in scores]
+        from harness.kernels.dot import dot_search
+
+        scores, found = dot_search(self._queries(texts), self._store.vectors, k, self._tie_ranks)
         self._cost["search_s"] = time.perf_counter() - self._search_start
-        return Run({q: {self._ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(ids)})
+        return Run({q: {self._ids[j]: float(s) for j, s in zip(found[i], scores[i])} for i, q in enumerate(ids)})
 
     def rerank(self, ids, texts, candidates) -> Run:
-        scores = self._scores(texts)
+        queries = self._queries(texts)
         position = {d: i for i, d in enumerate(self._ids)}
+        run = {}
+        for i, q in enumerate(ids):  # only each query's candidates: no queries x corpus matrix
+            docs = [d for d in candidates.get(q, []) if d in position]
+            rows = np.asarray(self._store.vectors[[position[d] for d in docs]], dtype=np.float32)
+            run[q] = dict(zip(docs, (rows @ queries[i]).tolist())) if docs else {}
         self._cost["search_s"] = time.perf_counter() - self._search_start
-        return Run({q: {d: float(scores[i, position[d]]) for d in candidates.get(q, []) if d in position}
-                    for i, q in enumerate(ids)})
+        return Run(run)
 
     def cost(self) -> dict[str, Any]:
         return dict(self._cost)

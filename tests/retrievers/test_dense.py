@@ -145,3 +145,14 @@ def test_an_empty_document_is_encoded_as_an_empty_text():
     dense.index(["a", "b", "c"], ["vitamin d and bone density", "", "the common cold"])
     run = dense.search(["q"], ["bone density"], k=10)
     assert [d for d, _ in run["q"]][0] == "a" and len(run["q"]) == 3
+
+
+def test_rerank_scores_the_candidates_as_search_scores_them():
+    texts = ["Vitamin D and bone density.", "Protein folding.", "Bone mineral loss in the elderly.", "Cats."]
+    r = DenseRetriever(MODEL, device="cpu")
+    r.index(["a", "b", "c", "d"], texts)
+    searched = r.search(["q"], ["bone density"], k=4)["q"]
+    reranked = r.rerank(["q"], ["bone density"], {"q": ["c", "a", "missing"]})["q"]
+    assert [d for d, _ in reranked] == [d for d, _ in searched if d in ("a", "c")]
+    assert dict(reranked) == pytest.approx({d: s for d, s in searched if d in ("a", "c")}, abs=1e-6)
+    assert r.rerank(["q"], ["bone density"], {"q": []})["q"] == []
