@@ -69,7 +69,7 @@ class LateInteractionRetriever(Retriever):
         if self.storage not in STORAGE_KINDS:
             raise ParameterError(f"storage {self.storage!r} is unknown; choose one of {', '.join(STORAGE_KINDS)}.",
                                  "storage")
-        if not isinstance(self.shard_tokens, int) or self.shard_tokens < 1:
+        if isinstance(self.shard_tokens, bool) or not isinstance(self.shard_tokens, int) or self.shard_tokens < 1:
             raise ParameterError(f"shard_tokens={self.shard_tokens!r} is not a number of vectors; give a whole "
                                  "number of at least 1 (the default keeps most corpora in one shard).",
                                  "shard_tokens")

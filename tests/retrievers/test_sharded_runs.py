@@ -135,3 +135,15 @@ def test_the_command_lines_shard_size_cuts_the_store_without_changing_the_key(tm
     # A retriever that does not shard is not given the option.
     assert "shard_tokens" not in retrievers.with_run_options("bm25", {}, shard_tokens=5000)
     assert isinstance(spec, RetrieverSpec)
+
+
+def test_a_shard_size_that_is_not_a_whole_number_of_vectors_is_refused(offline):
+    import pytest
+
+    from harness.errors import ParameterError
+    from harness.retrievers.late_interaction import LateInteractionRetriever
+
+    for bad in (0, -3, True, 2.5):
+        with pytest.raises(ParameterError, match=rf"shard_tokens={bad!r} is not a number of vectors; give a whole "
+                                                 r"number of at least 1"):
+            LateInteractionRetriever("sentence-transformers/all-MiniLM-L6-v2", format="plain", shard_tokens=bad)
