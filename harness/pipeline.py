@@ -163,7 +163,7 @@ def execute(unit: Unit, results: str | Path = "results", force: bool = False) ->
     suite = load_suite(unit.suite_path)
     turn = ResultStore(results).folder(suite.name, unit.dataset, unit.retriever, "unit")
     with locks.hold(turn, f"another run of {suite.name}/{unit.dataset}/{unit.retriever} into {results}"):
-        return _execute(unit, results, force)
+        return _execute(unit, suite, results, force)
 
 
 def prepare(results: str | Path) -> None:
@@ -176,8 +176,7 @@ def prepare(results: str | Path) -> None:
     atomic.sweep(harness_home())
 
 
-def _execute(unit: Unit, results: str | Path, force: bool) -> Outcome:
-    suite = load_suite(unit.suite_path)
+def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outcome:
     spec = unit.spec(suite)
     rspec = suite.retriever(unit.retriever)
     store = ResultStore(results)
