@@ -104,7 +104,7 @@ def test_unknown_dataset_names_the_known_ones_and_writes_nothing(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_missing_cache_names_the_file_and_the_variable_and_writes_nothing(tmp_path):
+def test_missing_cache_names_the_file_and_the_variable_and_writes_nothing(offline, tmp_path):
     env = {"IR_DATASETS_HOME": str(tmp_path / "empty"), "HARNESS_HOME": str(tmp_path / "home")}
     result = run_cli("run", str(SCIFACT_SUITE), "-d", "scifact", "--results", str(tmp_path / "results"), env=env)
     message = " ".join(result.stderr.split())

@@ -135,7 +135,7 @@ def test_rerank_scores_only_the_candidates():
     assert dict(run["q1"]) == pytest.approx({"cold": full["cold"], "brain": full["brain"]}, abs=1e-5)
 
 
-def test_sweep_through_the_cli_encodes_once(tmp_path):
+def test_sweep_through_the_cli_encodes_once(offline, tmp_path):
     results = tmp_path / "results"
     done = run_cli("run", str(SCIFACT_SUITE), "-d", "scifact", "-r", "minilm-maxsim", "--max-queries", "15",
                    "--max-documents", "150", "--results", str(results))
@@ -153,7 +153,7 @@ def test_sweep_through_the_cli_encodes_once(tmp_path):
     assert records["minilm-maxsim@dim=384"].metrics["ndcg@10"] > 0.4
 
 
-def test_the_cli_device_option_moves_the_work_not_the_result(tmp_path):
+def test_the_cli_device_option_moves_the_work_not_the_result(offline, tmp_path):
     results = tmp_path / "results"
     args = ["run", str(SCIFACT_SUITE), "-d", "scifact", "-r", "bm25", "-r", "minilm-maxsim@dim=64",
             "--max-queries", "10", "--max-documents", "100", "--latency-queries", "0", "--results", str(results)]
@@ -311,7 +311,7 @@ def test_storage_quality_on_a_scifact_sample(tmp_path):
     assert agree["int8"] >= 0.99 and agree["int8"] > agree["residual-4"] > agree["residual-2"] > agree["residual-1"]
 
 
-def test_a_storage_sweep_through_the_cli_encodes_once_and_builds_each_compressed_store(tmp_path):
+def test_a_storage_sweep_through_the_cli_encodes_once_and_builds_each_compressed_store(offline, tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         "name: beir\ndefaults: {language: en, split: test, max_length: {query: 32, document: 64}}\n"

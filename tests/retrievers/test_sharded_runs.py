@@ -90,7 +90,7 @@ def _finished_shards(home: Path) -> set[Path]:
             if not p.parent.name.startswith(".") and (p.parent / "vectors.bin").exists()}
 
 
-def test_a_run_killed_while_encoding_encodes_only_the_missing_shards_when_run_again(tmp_path):
+def test_a_run_killed_while_encoding_encodes_only_the_missing_shards_when_run_again(offline, tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(KILL_SUITE)
     home = tmp_path / "home"
