@@ -114,7 +114,7 @@ def run(
 ):
     """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
     from harness.executors import get_executor
-    from harness.grid import failure_line, run_grid, unit_gpus
+    from harness.grid import failure_line, run_grid
     from harness.pipeline import plan
     from harness.suite import load_suite
 
@@ -145,7 +145,7 @@ def run(
     with SigintWatch() as sigint, get_executor(executor.value, workers, ray_address) as engine:
         try:
             report = run_grid(units, engine, results, force=force, keep_going=keep_going,
-                              gpus=lambda unit: unit_gpus(s, unit), show=show)
+                              show=show)
         except KeyboardInterrupt:  # the unit that was running (local), or the first not ended (ray)
             _stop(interrupts.message(_unit_name(s, units[ended]), ended + 1, len(units), ended, results, stopped=True))
     counts = report.cache_counts

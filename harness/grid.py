@@ -8,18 +8,15 @@ written under temporary names and renamed into place whole (see ``ResultStore.wr
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from harness import retrievers
 from harness.errors import HarnessError
 from harness.executors import Executor, Finished, Gpus
 from harness.pipeline import Outcome, Unit, execute
-from harness.suite_schema import Suite
 
 
 @dataclass(frozen=True)
@@ -32,11 +29,16 @@ class UnitRun:
     shard_counts: dict[str, int] = field(default_factory=dict)
 
 
-def run_unit(unit: Unit, results: str | Path, force: bool = False) -> UnitRun:
+def run_unit(unit: Unit, results: str | Path, force: bool = False, steps: str = "local",
+             workers: int | None = None) -> UnitRun:
+    """One unit, its inner steps (document shards) on the executor ``steps`` (``workers`` at once):
+    on Ray, tasks nested in the unit's own."""
+    from harness.executors import running_steps
     from harness.index import cache, shards
 
     before, shards_before = Counter(cache.STATS), Counter(shards.STATS)
-    outcome = execute(unit, results, force=force)
+    with running_steps(steps, workers):
+        outcome = execute(unit, results, force=force)
     return UnitRun(outcome, dict(Counter(cache.STATS) - before), dict(Counter(shards.STATS) - shards_before))
 
 
@@ -47,20 +49,15 @@ class GridReport:
     shard_counts: Counter = field(default_factory=Counter)  # of stores in more than one shard
 
 
-def unit_gpus(suite: Suite, unit: Unit) -> float:
-    """One GPU for a unit whose retriever runs on a device (an encoder), unless told to use the CPU."""
-    rspec = suite.retriever(unit.retriever)
-    takes_device = "device" in inspect.signature(retrievers.resolve(rspec.class_)).parameters
-    device = unit.device or str(rspec.params.get("device", "auto"))
-    return 1.0 if takes_device and device != "cpu" else 0.0
-
-
 def run_grid(units: list[Unit], executor: Executor, results: str | Path, force: bool = False,
              keep_going: bool = False, gpus: Gpus = 0, show: Callable[[Finished], None] = lambda f: None) -> GridReport:
-    """Every unit on ``executor``; ``show`` is called as each ends. Without ``keep_going`` the first
+    """Every unit on ``executor``; ``show`` is called as each ends. A unit asks for no GPU: the
+    steps inside it that use one (encoding and searching document shards) ask for their own. Without ``keep_going`` the first
     failure cancels the units not yet run and is raised as it was raised on its worker."""
     report = GridReport()
-    for finished in executor.map(partial(run_unit, results=results, force=force), units, gpus=gpus):
+    step = partial(run_unit, results=results, force=force, steps=executor.name,
+                   workers=executor.workers if executor.name != "local" else None)
+    for finished in executor.map(step, units, gpus=gpus):
         if finished.failed:
             if not keep_going:
                 raise finished.error

@@ -24,6 +24,7 @@ from harness.metrics import Evaluation, evaluate
 from harness.paths import harness_home
 from harness.protocol import ProtocolCard
 from harness.results import ResultRecord, ResultStore, now, result_key
+from harness.retrievers.base import index_corpus
 from harness.retrievers.params import check_params
 from harness.runs import Run
 from harness.suite import field_location, load_suite
@@ -204,11 +205,11 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
         log.info("%s/%s/%s: result exists, skipped (use --force to redo)", suite.name, spec.name, unit.retriever)
         return Outcome(unit, "skipped", folder, existing.metrics, existing.main_metric, existing.ties)
 
-    texts = dataset.corpus.joined(spec.text.document_fields, spec.text.separator)
+    documents = dataset.corpus.documents(spec.text.document_fields, spec.text.separator)
     where = f"{suite.name}/{spec.name}/{unit.retriever}"
-    log.info("%s: indexing %d documents", where, len(texts))
+    log.info("%s: indexing %d documents", where, len(documents))
     t = time.perf_counter()
-    retriever.index(dataset.corpus.ids, texts)
+    index_corpus(retriever, documents)
     timings["index_s"] = time.perf_counter() - t
 
     log.info("%s: searching for %d queries", where, len(dataset.queries))
@@ -290,7 +291,7 @@ def _retrieve(retriever, dataset: Dataset, spec: DatasetSpec, first) -> tuple[Ru
     if spec.candidates.source == "dataset":
         candidates = dataset.candidates
     else:
-        first.index(dataset.corpus.ids, dataset.corpus.joined(spec.text.document_fields, spec.text.separator))
+        index_corpus(first, dataset.corpus.documents(spec.text.document_fields, spec.text.separator))
         first_run = first.search(queries.ids, queries.texts, spec.candidates.depth)
         require_finite(first_run, f"The first-stage retriever {spec.candidates.retriever!r} of dataset {spec.name!r}")
         candidates = {q: [d for d, _ in r] for q, r in first_run.items()}

@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from harness.data.model import Corpus, DataReport, Qrels, Queries
+import numpy as np
+
+from harness.data.corpus import Corpus, DocumentTable
+from harness.data.model import DataReport, Qrels, Queries
 from harness.data.sources import RawData
 from harness.errors import DataError
 from harness.formats.trec import MAX_GRADE
@@ -48,23 +51,36 @@ def _duplicates(ids: list[str]) -> list[str]:
     return [i for i, n in Counter(ids).items() if n > 1]
 
 
+def _empty_rows(table: DocumentTable, keep: np.ndarray) -> list[int]:
+    """The kept rows whose title and text are both blank, read a batch at a time."""
+    empty = []
+    for first, values in table.read(0, len(table), ("title", "text")):
+        for j, (title, text) in enumerate(zip(values["title"], values["text"])):
+            if keep[first + j] and not (title or "").strip() and not (text or "").strip():
+                empty.append(first + j)
+    return empty
+
+
 def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qrels, DataReport]:
     tally = _Tally(where)
     fix_policy = "Set `checks.{}: {}` in the suite to {} and count them instead."
 
-    docs = raw.documents
-    dup = _duplicates([d[0] for d in docs])
+    table = raw.documents if isinstance(raw.documents, DocumentTable) else DocumentTable.of(raw.documents)
+    ids = table.ids()
+    keep = np.ones(len(ids), dtype=bool)
+    dup = _duplicates(ids)
     tally.handle("duplicate_document_ids", dup, policy.duplicate_ids, "duplicate document ids",
                  fix_policy.format("duplicate_ids", "drop", "drop") + " The first occurrence is kept.")
     if dup:
         seen: set[str] = set()
-        docs = [d for d in docs if not (d[0] in seen or seen.add(d[0]))]
-    empty = [d[0] for d in docs if not d[1].strip() and not d[2].strip()]
+        keep[[i for i, d in enumerate(ids) if d in seen or seen.add(d)]] = False
+    empty_rows = _empty_rows(table, keep)
+    empty = [ids[i] for i in empty_rows]
     tally.handle("empty_documents", empty, policy.empty_documents, "documents with empty title and text",
                  fix_policy.format("empty_documents", "keep", "search them as empty texts, as BEIR does,"))
     if empty and policy.empty_documents is Policy.drop:
-        gone = set(empty)
-        docs = [d for d in docs if d[0] not in gone]
+        keep[empty_rows] = False
+    corpus = Corpus(table, None if keep.all() else np.flatnonzero(keep))
 
     queries = raw.queries
     dup = _duplicates([q[0] for q in queries])
@@ -80,7 +96,7 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
         gone = set(empty)
         queries = [q for q in queries if q[0] not in gone]
 
-    doc_ids = {d[0] for d in docs}
+    doc_ids = set(corpus.ids)
     query_ids = {q[0] for q in queries}
     judgments = raw.judgments
     absent = [f"{j[0]}/{j[1]}" for j in judgments if j[0] in query_ids and j[1] not in doc_ids]
@@ -103,7 +119,6 @@ def check(raw: RawData, policy: Checks, where: str) -> tuple[Corpus, Queries, Qr
         log.info("%s: %d queries have no judgments and are not evaluated", where, len(unjudged))
         queries = [q for q in queries if q[0] in qrels]
 
-    corpus = Corpus(ids=[d[0] for d in docs], titles=[d[1] for d in docs], texts=[d[2] for d in docs])
     return corpus, Queries(ids=[q[0] for q in queries], texts=[q[1] for q in queries]), Qrels(qrels), tally.report()
 
 

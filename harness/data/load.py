@@ -33,6 +33,8 @@ def load_dataset(spec: DatasetSpec, suite_name: str = "") -> Dataset:
             raw = source.read(spec.source, where)
             store.write(path, raw, {"kind": spec.source.kind, "id": spec.source.id, "revision": revision,
                                     "parsed_by": store.parsed_by(spec.source.kind)})
+            del raw  # the source's rows in memory go; the corpus is read back from the cache in batches
+            raw = store.read(path)
     _check_expected(spec, raw, where)
     corpus, queries, qrels, report = checks.check(raw, spec.checks, where)
     if spec.sample is not None:
@@ -84,7 +86,6 @@ def sample(corpus: Corpus, queries: Queries, qrels: Qrels, spec: Sample,
         needed &= in_corpus
         others = [d for d in corpus.ids if d not in needed]
         keep = needed | set(rng.sample(others, max(0, min(len(others), spec.documents - len(needed)))))
-    rows = [i for i, d in enumerate(corpus.ids) if not keep or d in keep]
-    corpus = Corpus(ids=[corpus.ids[i] for i in rows], titles=[corpus.titles[i] for i in rows],
-                    texts=[corpus.texts[i] for i in rows])
+    if keep:
+        corpus = corpus.select([i for i, d in enumerate(corpus.ids) if d in keep])
     return corpus, queries.subset(query_ids), qrels

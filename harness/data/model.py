@@ -6,24 +6,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data.corpus import Corpus
 from harness.formats import trec
 
-
-@dataclass(frozen=True)
-class Corpus:
-    """Documents in a fixed order; the row index is the document's position everywhere."""
-
-    ids: list[str]
-    titles: list[str]
-    texts: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def joined(self, fields: tuple[str, ...] | list[str], separator: str) -> list[str]:
-        """Document texts built from the given fields; empty fields are skipped, not joined."""
-        columns = [getattr(self, {"title": "titles", "text": "texts"}[f]) for f in fields]
-        return [separator.join(part for part in parts if part) for parts in zip(*columns)]
+__all__ = ["Corpus", "DataReport", "Dataset", "Qrels", "Queries"]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import atomic, integrity
+from harness.data.corpus import COLUMNS, DocumentTable
 from harness.data.sources import PARSERS, RawData
 from harness.environment import versions
 from harness.errors import CorruptFileError
@@ -30,6 +31,7 @@ from harness.paths import dataset_cache_dir
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLES = ("documents.parquet", "queries.parquet", "judgments.parquet")
+ROW_GROUP = 65536  # documents per Parquet row group: the most a reader decompresses at once
 
 
 def parsed_by(kind: str) -> dict[str, str | None]:
@@ -49,11 +51,10 @@ def read(path: Path) -> RawData | None:
     if not path.exists():
         return None
     integrity.read_manifest(path / MANIFEST, TABLES)
-    docs = pq.read_table(path / "documents.parquet").to_pydict()
     queries = pq.read_table(path / "queries.parquet").to_pydict()
     judg = pq.read_table(path / "judgments.parquet").to_pydict()
     return RawData(
-        documents=list(zip(docs["id"], docs["title"], docs["text"])),
+        documents=DocumentTable(path / "documents.parquet"),  # read in batches, never whole
         queries=list(zip(queries["id"], queries["text"])),
         judgments=list(zip(judg["query_id"], judg["doc_id"], judg["relevance"])),
         candidates=_read_candidates(path / "candidates.parquet"),
@@ -76,8 +77,7 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
     tmp = atomic.temporary(path)
     tmp.mkdir()
     try:
-        ids, titles, texts = zip(*raw.documents) if raw.documents else ((), (), ())
-        pq.write_table(pa.table({"id": list(ids), "title": list(titles), "text": list(texts)}), tmp / "documents.parquet")
+        _write_documents(raw.documents, tmp / "documents.parquet")
         qids, qtexts = zip(*raw.queries) if raw.queries else ((), ())
         pq.write_table(pa.table({"id": list(qids), "text": list(qtexts)}), tmp / "queries.parquet")
         jq, jd, jr = zip(*raw.judgments) if raw.judgments else ((), (), ())
@@ -103,6 +103,18 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_documents(documents, path: Path) -> None:
+    """Documents in row groups of ``ROW_GROUP`` rows, so that a span of them (a shard) is read
+    without reading the rest. Rows from a table (not lists) are copied a batch at a time."""
+    schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    table = documents if isinstance(documents, DocumentTable) else DocumentTable.of(documents)
+    with pq.ParquetWriter(path, schema) as out:
+        for _, values in table.read(0, len(table), COLUMNS, ROW_GROUP):
+            out.write_table(pa.table(values, schema=schema), row_group_size=ROW_GROUP)
+        if not len(table):
+            out.write_table(pa.table({c: [] for c in COLUMNS}, schema=schema))
 
 
 def _whole(path: Path) -> bool:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, nullcontext
 
 import numpy as np
 
 from harness.devices import resolve_device
+from harness.encoders.batches import length_sorted_batches
 from harness.encoders.checkpoint import Checkpoint
 from harness.errors import UnknownNameError
 from harness.executors import default_threads
@@ -185,32 +186,34 @@ class MultiVectorEncoder:
         keep = ~np.isin(flat, np.fromiter(self.skip_ids, dtype=np.int64, count=len(self.skip_ids)))
         return flat, starts, keep
 
-    def document_token_counts(self, texts: list[str]) -> np.ndarray:
+    def document_token_counts(self, texts: Iterable[str] | Iterable[list[str]]) -> np.ndarray:
         """The number of vectors each document stores (what a shard plan weighs), tokenised a
-        chunk at a time without encoding."""
+        chunk at a time without encoding. ``texts``: a list, or batches of texts (lists)."""
         counts = [np.add.reduceat(keep, starts[:-1]).astype(np.int64)
-                  for _, _, starts, keep in self._document_chunks(list(texts))]
+                  for _, _, starts, keep in self._document_chunks(texts)]
         return np.concatenate(counts) if counts else np.zeros(0, np.int64)
 
-    def _document_chunks(self, texts: list[str]) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """(index of the chunk's first document, flat ids, starts, stored-token mask) per chunk;
-        on a GPU the next chunk is tokenised on a thread while this one is encoded."""
-        def tokens(start: int):
-            return start, *self._document_tokens(texts[start:start + self.chunk_documents])
+    def _document_chunks(self, texts) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(index of the chunk's first document, flat ids, starts, stored-token mask) per chunk of
+        ``chunk_documents`` documents, from a list of texts or from batches of them (a corpus read
+        from its cache: only a chunk's texts are held); on a GPU the next chunk is tokenised on a
+        thread while this one is encoded."""
+        def tokens(item):
+            start, chunk = item
+            return start, *self._document_tokens(chunk)
 
-        starts = range(0, len(texts), self.chunk_documents)
-        yield from _ahead(tokens, starts) if self.tokenize_ahead else map(tokens, starts)
+        chunks = _rechunk(texts, self.chunk_documents)
+        yield from _ahead(tokens, chunks) if self.tokenize_ahead else map(tokens, chunks)
 
-    def encode_documents(self, texts: list[str], writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
-        """Encode into a token store; ``writer(counts, dim)`` makes the store's writer from the
-        first chunk's row counts, and later chunks ``extend`` it.
+    def encode_documents(self, texts, writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
+        """Encode ``texts`` (a list, or batches of texts) into a token store; ``writer(counts, dim)``
+        makes the store's writer from the first chunk's row counts, and later chunks ``extend`` it.
 
         Batches are built from a chunk's flat array of token ids (no per-document tensors). Each
         batch's stored rows are rounded to the store's dtype and put in their documents' places
         in the chunk's buffer on the device; the full buffer is copied to the host (through
         pinned memory on a GPU) and written by the writing thread while the next chunk is computed.
         """
-        texts = list(texts)
         store = None
         with ExitStack() as stack:
             behind = stack.enter_context(_WriteBehind())
@@ -244,7 +247,7 @@ class MultiVectorEncoder:
         np.cumsum(counts[:-1], out=first_row[1:])
         with torch.inference_mode():
             out = torch.empty((int(counts.sum()), self.dim), dtype=dtype, device=self.device)
-            for batch in _batches(np.argsort(lengths, kind="stable"), lengths.tolist(), self.batch_tokens):
+            for batch in length_sorted_batches(lengths.tolist(), self.batch_tokens):
                 batch = np.asarray(batch, dtype=np.int64)
                 length = int(lengths[batch].max())
                 positions = np.arange(length)
@@ -326,6 +329,24 @@ class _WriteBehind:
         self.close()
 
 
+def _rechunk(texts, size: int) -> Iterator[tuple[int, list[str]]]:
+    """(first index, texts) in chunks of ``size`` from a list of texts or from batches (lists) of
+    any size, without holding more than a chunk and a batch."""
+    if isinstance(texts, list) and (not texts or isinstance(texts[0], str)):
+        for start in range(0, len(texts), size):
+            yield start, texts[start:start + size]
+        return
+    pending: list[str] = []
+    start = 0
+    for batch in texts:
+        pending.extend(batch)
+        while len(pending) >= size:
+            yield start, pending[:size]
+            pending, start = pending[size:], start + size
+    if pending:
+        yield start, pending
+
+
 def _ahead(fn: Callable, items) -> Iterator:
     """``fn(item)`` for each item, in order, the next one computed on a thread while the caller
     works on this one (the Rust tokenizer releases the GIL). Two such threads, tried on a 16-core
@@ -347,16 +368,3 @@ def _write_span(store: TokenStoreWriter, first: int, stop: int, rows) -> None:
         rows[1].synchronize()
         rows = rows[0]
     store.write_span(first, stop, rows.numpy())
-
-
-def _batches(order: np.ndarray, lengths: list[int], budget: int):
-    """Consecutive slices of a length-sorted order whose padded size stays within ``budget`` tokens."""
-    batch: list[int] = []
-    for i in order:
-        longest = max(lengths[i], lengths[batch[-1]] if batch else 0)
-        if batch and longest * (len(batch) + 1) > budget:
-            yield batch
-            batch = []
-        batch.append(int(i))
-    if batch:
-        yield batch

@@ -4,13 +4,16 @@ failure stops the rest (``close()`` cancels what has not run).
 
 ``local`` is a loop in this process. ``ray`` maps the same functions as Ray tasks; it lives in
 ``harness/executors/ray.py``, the only module that imports Ray, so the local executor never needs
-it. Any picklable module-level function over picklable items can be mapped: today the grid's
-units (``harness.grid.run_unit``), later the steps inside a unit (encoding or searching a shard).
+it. Any picklable module-level function over picklable items can be mapped: the grid's units
+(``harness.grid.run_unit``), and the steps inside a unit (encoding or searching a document shard,
+harness/index/shards.py), which run on ``steps()``: the executor the unit was given
+(``running_steps``; on Ray, nested tasks of the unit's task), else a loop in this process.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol, Union
 
@@ -79,3 +82,28 @@ def default_threads() -> int:
     """Torch threads for this process: what the executor gave it (``HARNESS_THREADS``), else every core."""
     value = os.environ.get(THREADS_ENV, "")
     return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)
+
+
+_steps: list[Executor] = []  # the executors steps run on, innermost last
+
+
+def steps() -> Executor:
+    """The executor for the steps inside the running unit: the one ``running_steps`` gave, else a
+    loop here (the default, which imports no engine)."""
+    if _steps:
+        return _steps[-1]
+    from harness.executors.local import LocalExecutor
+
+    return LocalExecutor()
+
+
+@contextmanager
+def running_steps(name: str = "local", workers: int | None = None, address: str | None = None):
+    """Within this block, ``steps()`` maps on the executor ``name`` (see ``get_executor``)."""
+    executor = get_executor(name, None if name == "local" else workers, address)
+    _steps.append(executor)
+    try:
+        yield executor
+    finally:
+        _steps.pop()
+        executor.close()

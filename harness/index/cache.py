@@ -19,7 +19,6 @@ as a miss and rebuilt in place, so its numbers never reach a result.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -47,10 +46,10 @@ STATS: Counter[str] = Counter()
 
 
 def corpus_fingerprint(ids: list[str], texts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for doc_id, text in zip(ids, texts):
-        digest.update(doc_id.encode("utf-8") + b"\x00" + text.encode("utf-8") + b"\x01")
-    return digest.hexdigest()
+    """The fingerprint of a corpus given as two lists (``Documents.fingerprint``'s, streamed)."""
+    from harness.data.corpus import Documents
+
+    return Documents.from_lists(ids, texts).fingerprint()
 
 
 def stored_key(key: dict) -> dict:

@@ -115,6 +115,10 @@ class CompressedStore:
     def doc(self, i: int) -> np.ndarray:
         return self.vectors[int(self.offsets[i]):int(self.offsets[i + 1])]
 
+    def __reduce__(self):
+        """Pickled by its path (a worker opens and verifies the files itself)."""
+        return type(self).load, (str(self.path),)
+
     @classmethod
     def open(cls, path: str | Path) -> CompressedStore | None:
         """The store at ``path`` if it is whole, else None."""

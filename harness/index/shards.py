@@ -3,9 +3,9 @@
 
 The plan (``shard_plan``) depends only on the documents' sizes (stored vectors per document, which
 the corpus and the encoder settings fix) and the shard size, so any machine computes the same one.
-A shard's key is the document key with the corpus fingerprint of its span and its place in the
-plan instead of the whole corpus's: a finished shard is found again by a run that was killed, and
-only the missing ones are encoded. A plan of one shard keeps the whole store at the document key
+A shard's key is the document key (which holds the whole corpus's fingerprint) with its place in
+the plan: a finished shard is found again by a run that was killed, and only the missing ones are
+encoded. A plan of one shard keeps the whole store at the document key
 itself, where stores were kept before sharding.
 
     <home>/tokens/<xx>/<sha256 of the sharded key>/manifest.json   the plan and each shard's key
@@ -14,8 +14,9 @@ Search runs each shard alone (``search_shard``: its top k, document indices of t
 and ``merge_topk`` keeps the best k of them by the kernel's sortable keys (harness/kernels/topk.py)
 with the corpus's tie ranks, which is exactly the top k of one search over all documents.
 
-Every step is a plain function of plain data, so a distributed executor can map "encode a shard"
-and "search a shard" as tasks; the local path is a loop over them. ``STATS`` counts shards
+Encoding a shard (``encode_shard``) and searching one (``search_step``) are plain functions of
+plain data (``EncodeJob``, ``SearchJob``), mapped by the step executor (``harness.executors.steps``):
+a loop in this process by default, Ray tasks under ``--executor ray``. ``STATS`` counts shards
 encoded and reused (only for stores of more than one shard), printed beside the cache counters.
 """
 
@@ -25,12 +26,14 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from harness import integrity
-from harness.errors import CorruptFileError
+from harness import executors, integrity, locks
+from harness.errors import CorruptFileError, ParameterError
 from harness.hashing import sha256
 from harness.index import cache
 from harness.index.token_store import TokenStore, TokenStoreWriter
@@ -44,6 +47,14 @@ MANIFEST = "manifest.json"
 DEFAULT_SHARD_TOKENS = 1 << 24
 
 STATS: Counter[str] = Counter()
+
+
+def check_shard_tokens(shard_tokens) -> int:
+    """A shard size a retriever takes: a whole number of vectors, at least 1."""
+    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
+        raise ParameterError(f"shard_tokens={shard_tokens!r} is not a number of vectors; give a whole number of "
+                             "at least 1 (the default keeps most corpora in one shard).", "shard_tokens")
+    return shard_tokens
 
 
 def shard_plan(sizes, shard_tokens: int) -> list[tuple[int, int]]:
@@ -66,14 +77,13 @@ def sharded_key(document_key: dict, shard_tokens: int) -> dict:
     return {"role": "sharded", "documents": document_key, "shard_tokens": shard_tokens}
 
 
-def shard_key(document_key: dict, ids: list[str], texts: list[str], span: tuple[int, int], n_shards: int) -> dict:
+def shard_key(document_key: dict, span: tuple[int, int], n_shards: int) -> dict:
     """The key of one shard: the document key itself for a one-shard plan, else the document key
-    with the span's place and the fingerprint of its texts for the corpus's."""
+    (which names the whole corpus by its fingerprint) with the span's place in the plan."""
     if n_shards == 1:
         return document_key
     first, stop = span
-    return {**document_key, "corpus": cache.corpus_fingerprint(ids[first:stop], texts[first:stop]),
-            "shard": {"first": first, "stop": stop}}
+    return {**document_key, "shard": {"first": first, "stop": stop}}
 
 
 class ShardedStore:
@@ -138,38 +148,65 @@ def _write_plan(path: Path, key: dict, spans: list[tuple[int, int]], keys: list[
     os.replace(tmp, path / MANIFEST)  # whole or absent
 
 
-def encode_shard(key: dict, span: tuple[int, int], encode: Callable[[int, int, Callable], TokenStore],
-                 dtype: str) -> tuple[TokenStore, bool]:
-    """The shard of ``key`` (documents ``span``), opened if whole, else encoded by
-    ``encode(first, stop, make_writer)``, replacing a damaged one; True when reused."""
-    path = cache.store_path(key)
-    if path.exists():
-        try:
-            return TokenStore.load(path), True
-        except CorruptFileError as e:
-            cache.log.warning("vector cache damaged: %s; rebuilding %s", e, path)
-    return encode(*span, lambda counts, dim: TokenStoreWriter(path, counts, dim, dtype=dtype,
-                                                              manifest=cache.stored_key(key))), False
+@dataclass(frozen=True)
+class EncodeJob:
+    """One shard to encode: plain data a worker elsewhere can take. ``encoder`` is picklable (a
+    retriever without its loaded model) and has ``encode_span(first, stop, make_writer)``, which
+    reads the documents first..stop-1 from the dataset cache and writes their store."""
+
+    key: dict
+    span: tuple[int, int]
+    dtype: str
+    encoder: Any
+
+    def __str__(self) -> str:
+        return f"document shard {self.span[0]}-{self.span[1] - 1}"
 
 
-def open_or_encode(document_key: dict, ids: list[str], texts: list[str], shard_tokens: int,
-                   sizes: Callable[[], np.ndarray], encode: Callable[[int, int, Callable], TokenStore],
-                   dtype: str = "float16") -> tuple[TokenStore | ShardedStore, bool]:
+def encode_shard(job: EncodeJob) -> bool:
+    """The step that encodes one shard into its store, unless a whole one is there (True: reused).
+    Under the store's lock: two runs wanting the same shard encode it once."""
+    path = cache.store_path(job.key)
+    with locks.hold(path, f"another process encoding {path}"):
+        if _open(path) is not None:
+            return True
+        job.encoder.encode_span(*job.span, lambda counts, dim: TokenStoreWriter(
+            path, counts, dim, dtype=job.dtype, manifest=cache.stored_key(job.key)))
+    return False
+
+
+def _open(path: Path) -> TokenStore | None:
+    """The store at ``path`` if whole (verified); a damaged one is named and treated as missing."""
+    if not path.exists():
+        return None
+    try:
+        return TokenStore.load(path)
+    except CorruptFileError as e:
+        cache.log.warning("vector cache damaged: %s; rebuilding %s", e, path)
+        return None
+
+
+def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np.ndarray], encoder: Any,
+                   dtype: str = "float16", gpus: float = 0) -> tuple[TokenStore | ShardedStore, bool]:
     """The store of ``document_key`` in shards of ``shard_tokens`` vectors: every whole shard
-    reused, the others encoded by ``encode(first, stop, make_writer)`` (the documents' vector
-    counts, ``sizes()``, are asked for only when no manifest holds the plan); True when every
-    shard was reused. One shard comes back as its ``TokenStore``."""
+    reused, the others encoded as ``EncodeJob`` steps on the step executor (harness.executors:
+    a loop here, or Ray tasks, ``gpus`` each); the documents' vector counts (``sizes()``) are
+    asked for only when no manifest holds the plan. True when every shard was reused. One shard
+    comes back as its ``TokenStore``."""
     folder = cache.store_path(sharded_key(document_key, shard_tokens))
     spans = _read_plan(folder)
     planned = spans is not None
     if spans is None:
         spans = shard_plan(sizes(), shard_tokens)
-    keys = [shard_key(document_key, ids, texts, span, len(spans)) for span in spans]
-    shards, reused = [], 0
-    for key, span in zip(keys, spans):
-        shard, hit = encode_shard(key, span, encode, dtype)
-        shards.append(shard)
-        reused += hit
+    keys = [shard_key(document_key, span, len(spans)) for span in spans]
+    found = [_open(cache.store_path(key)) for key in keys]
+    jobs = [EncodeJob(key, span, dtype, encoder) for key, span, store in zip(keys, spans, found) if store is None]
+    reused = len(spans) - len(jobs)
+    for finished in executors.steps().map(encode_shard, jobs, gpus=gpus):
+        if finished.failed:
+            raise finished.error
+        reused += bool(finished.value)
+    shards = [store or TokenStore.load(cache.store_path(key)) for key, store in zip(keys, found)]
     hit = reused == len(spans)
     cache.STATS["hits" if hit else "misses"] += 1
     if len(spans) > 1:
@@ -178,6 +215,38 @@ def open_or_encode(document_key: dict, ids: list[str], texts: list[str], shard_t
     if not (planned and hit):
         _write_plan(folder, sharded_key(document_key, shard_tokens), spans, keys)
     return (shards[0] if len(shards) == 1 else ShardedStore(spans, shards)), hit
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One shard's exact search: the queries, the shard's vectors (a store, pickled by its path),
+    its first document's place in the corpus, the corpus's tie ranks of its documents, and what
+    the kernel takes besides (``search(vectors, offsets, k, tie_rank=..., **kernel)``)."""
+
+    search: Callable
+    store: Any
+    first: int
+    tie_rank: np.ndarray
+    k: int
+    kernel: dict
+
+    def __str__(self) -> str:
+        return f"search of document shard {self.first}-{self.first + len(self.tie_rank) - 1}"
+
+
+def search_step(job: SearchJob) -> tuple[np.ndarray, np.ndarray]:
+    return search_shard(job.search, job.store.vectors, job.store.offsets, job.first, job.tie_rank, job.k, **job.kernel)
+
+
+def search_shards(jobs: list[SearchJob], k: int, tie_rank: np.ndarray, gpus: float = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every shard searched on the step executor, merged into the global top k."""
+    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for finished in executors.steps().map(search_step, jobs, gpus=gpus):
+        if finished.failed:
+            raise finished.error
+        found[finished.item.first] = finished.value
+    results = [found[job.first] for job in jobs]
+    return results[0] if len(results) == 1 else merge_topk(results, k, tie_rank)
 
 
 def search_shard(search: Callable, vectors, offsets, first: int, tie_rank: np.ndarray, k: int,

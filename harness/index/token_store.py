@@ -49,6 +49,11 @@ class TokenStore:
     def doc(self, i: int) -> np.ndarray:
         return self.vectors[self.offsets[i]:self.offsets[i + 1]]
 
+    def __reduce__(self):
+        """Pickled by its path: a worker handed a store opens the files (already verified by the
+        process that opened it first) instead of receiving its vectors."""
+        return _reopen, (str(self.path),)
+
     def nbytes(self, dim: int | None = None) -> int:
         """Bytes on disk of this store, or of the same store saved at a truncated ``dim``."""
         dim = dim or self.dim
@@ -190,3 +195,7 @@ def _grown(array: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(max(n, 2 * len(array)), dtype=array.dtype)
     out[: len(array)] = array
     return out
+
+
+def _reopen(path: str) -> TokenStore:
+    return TokenStore.load(path, verify=False)

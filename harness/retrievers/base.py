@@ -9,7 +9,10 @@ A retriever is a class constructed from keyword parameters (the suite's ``params
   language (BM25's analyser) chooses it here;
 - ``settings()``: everything about it that changes scores (tokenizer, weights, lengths it
   applies); it enters the protocol card's ``system`` section and the result's key;
-- ``index(ids, texts)``: take the corpus, in order;
+- ``index(documents)``: take the corpus, in order: a ``Documents`` (harness/data/corpus.py) with
+  ``ids`` and texts read in batches (``batches()``, ``texts(first, stop)``), so that a corpus of
+  10^8 passages is never held as one list. A class written for the old form ``index(ids, texts)``
+  still works (``index_corpus`` hands it both lists, which holds the corpus in memory);
 - ``search(ids, texts, k)``: top ``k`` documents per query, as a ``Run``;
 - ``rerank(ids, texts, candidates)``: score each query's given candidates (doc ids);
 - ``cost()``: optional measurements of the last index/search (bytes, throughput), stored with
@@ -19,8 +22,10 @@ A retriever is a class constructed from keyword parameters (the suite's ``params
 from __future__ import annotations
 
 import abc
+import inspect
 from typing import Any
 
+from harness.data.corpus import Documents
 from harness.runs import Run
 
 
@@ -35,7 +40,7 @@ class Retriever(abc.ABC):
     def settings(self) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    def index(self, ids: list[str], texts: list[str]) -> None: ...
+    def index(self, documents: Documents) -> None: ...
 
     @abc.abstractmethod
     def search(self, ids: list[str], texts: list[str], k: int) -> Run: ...
@@ -45,3 +50,21 @@ class Retriever(abc.ABC):
 
     def cost(self) -> dict[str, Any]:
         return {}
+
+
+def as_documents(documents: Documents | list[str], texts: list[str] | None = None) -> Documents:
+    """``index``'s argument as ``Documents``: given as is, or two lists (ids, texts), the short
+    form for small corpora and tests."""
+    if isinstance(documents, Documents):
+        return documents
+    return Documents.from_lists(list(documents), list(texts or []))
+
+
+def index_corpus(retriever, documents: Documents) -> None:
+    """``retriever.index(documents)``, or ``index(ids, texts)`` for a class written for that form."""
+    required = [p for p in inspect.signature(retriever.index).parameters.values()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) >= 2:
+        retriever.index(documents.ids, documents.texts())
+    else:
+        retriever.index(documents)

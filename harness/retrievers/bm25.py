@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.retrievers.base import Retriever
+from harness.data.corpus import Documents
+from harness.retrievers.base import Retriever, as_documents
 from harness.runs import Run, tie_ranks, top_k
 from harness.text import AUTO, Analyzer, analyzer_for, language_code
 from harness.text.base import versions
@@ -77,12 +78,15 @@ class BM25Retriever(Retriever):
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         return self.analyzer.analyze(texts)
 
-    def index(self, ids: list[str], texts: list[str]) -> None:
+    def index(self, documents: Documents | list[str], texts: list[str] | None = None) -> None:
         import bm25s
 
-        self._doc_ids = list(ids)
+        documents = as_documents(documents, texts)
+        self._doc_ids = list(documents.ids)
         self._tie_ranks = tie_ranks(self._doc_ids)
-        tokens = self.tokenize(texts)
+        # Analysed a batch at a time: only the terms are held, never every text (BM25's own index
+        # is in memory; see the README for the corpus sizes that suits).
+        tokens = [t for batch in documents.batches() for t in self.tokenize(batch)]
         self._model = None
         if any(tokens):  # bm25s cannot index a corpus without one term; every score is then 0
             self._model = bm25s.BM25(method=self.method, k1=self.k1, b=self.b)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from harness.data.corpus import Documents
 from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
@@ -24,7 +26,7 @@ from harness.errors import ParameterError
 from harness.index import cache, shards
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import STORAGE_KINDS, codec_for
-from harness.retrievers.base import Retriever
+from harness.retrievers.base import Retriever, as_documents
 from harness.runs import Run, tie_ranks
 
 PRECISIONS = ("fp32", "bf16")
@@ -60,6 +62,7 @@ class LateInteractionRetriever(Retriever):
         self._parts: list[tuple[int, Any, CompressedStore | None]] = []
         self._ids: list[str] = []
         self._tie_ranks = np.zeros(0, dtype=np.int64)
+        self._documents: Documents | None = None
 
     def _check_values(self) -> None:
         """Values the encoder or the index would refuse only after encoding: refused now, with the range."""
@@ -69,10 +72,7 @@ class LateInteractionRetriever(Retriever):
         if self.storage not in STORAGE_KINDS:
             raise ParameterError(f"storage {self.storage!r} is unknown; choose one of {', '.join(STORAGE_KINDS)}.",
                                  "storage")
-        if isinstance(self.shard_tokens, bool) or not isinstance(self.shard_tokens, int) or self.shard_tokens < 1:
-            raise ParameterError(f"shard_tokens={self.shard_tokens!r} is not a number of vectors; give a whole "
-                                 "number of at least 1 (the default keeps most corpora in one shard).",
-                                 "shard_tokens")
+        shards.check_shard_tokens(self.shard_tokens)
         width = self.checkpoint.output_dim
         if self.dim is not None and (self.dim < 1 or (width is not None and self.dim > width)):
             valid = f"from 1 to {width}, the model's output dimension" if width else "at least 1"
@@ -125,7 +125,8 @@ class LateInteractionRetriever(Retriever):
             self._cost["model_load_s"] = time.perf_counter() - t
         return self._encoder
 
-    def document_key(self, ids: list[str], texts: list[str]) -> dict[str, Any]:
+    def document_key(self, documents: Documents | list[str], texts: list[str] | None = None) -> dict[str, Any]:
+        documents = as_documents(documents, texts)
         encoder = self.checkpoint.settings.to_dict()
         return {
             "role": "document",
@@ -136,26 +137,44 @@ class LateInteractionRetriever(Retriever):
             "skiplist_rule": SKIPLIST_RULES[encoder["format"]],
             "precision": self.precision,
             "dtype": self.storage_dtype,
-            "corpus": cache.corpus_fingerprint(ids, texts),
+            "corpus": documents.fingerprint(),
         }
 
-    def index(self, ids: list[str], texts: list[str]) -> None:
-        self._ids = list(ids)
+    def __getstate__(self):
+        """What a worker needs to encode or search a shard: the settings, not the loaded model, the
+        corpus's ids or the open stores (it opens its own)."""
+        return {**self.__dict__, "_encoder": None, "_store": None, "_parts": [], "_ids": [],
+                "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}, "_documents": None}
+
+    @property
+    def _step_gpus(self) -> float:
+        """What a shard's step asks of a GPU from a distributed executor: one, unless told the CPU."""
+        return 0.0 if self._device_name == "cpu" else 1.0
+
+    def encode_span(self, first: int, stop: int, writer) -> Any:
+        """The store of documents first..stop-1, read from the dataset in batches (the step of one
+        shard, in this process or on a worker)."""
+        encoder = self._encoder_()
+        return encoder.encode_documents(self._documents.batches(encoder.chunk_documents, first, stop), writer)
+
+    def index(self, documents: Documents | list[str], texts: list[str] | None = None) -> None:
+        documents = as_documents(documents, texts)
+        self._documents = documents
+        self._ids = documents.ids
         self._tie_ranks = tie_ranks(self._ids)
         self._cost["device"] = self.device
-        key = self.document_key(ids, texts)
+        key = self.document_key(documents)
         t = time.perf_counter()
         self._store, hit = shards.open_or_encode(
-            key, self._ids, texts, self.shard_tokens, lambda: self._encoder_().document_token_counts(texts),
-            lambda first, stop, writer: self._encoder_().encode_documents(texts[first:stop], writer),
-            dtype=self.storage_dtype)
+            key, self.shard_tokens, lambda: self._encoder_().document_token_counts(documents.batches()),
+            self, dtype=self.storage_dtype, gpus=self._step_gpus)
         elapsed = time.perf_counter() - t
         if not hit:
-            self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(ids) / elapsed,
+            self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(documents) / elapsed,
                                "tokens_per_s": self._store.n_tokens / elapsed})
         if isinstance(self._store, shards.ShardedStore):
             spans = self._store.spans
-            parts = [(shards.shard_key(key, self._ids, texts, span, len(spans)), span[0], shard)
+            parts = [(shards.shard_key(key, span, len(spans)), span[0], shard)
                      for span, shard in zip(spans, self._store.shards)]
         else:
             parts = [(key, 0, self._store)]
@@ -230,23 +249,21 @@ class LateInteractionRetriever(Retriever):
             queries = queries / np.maximum(np.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
         return queries, None
 
-    def _shard_vectors(self, shard, compressed: CompressedStore | None):
+    @staticmethod
+    def _shard_vectors(shard, compressed: CompressedStore | None):
         return (shard.vectors, shard.offsets) if compressed is None else (compressed.vectors, compressed.offsets)
 
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
-        from harness.kernels.maxsim import maxsim_search
-
         vectors, mask = self._queries(texts)
         t = time.perf_counter()
-        found = []
+        jobs = []
         for first, shard, compressed in self._parts:
             queries, dim = self._searched(vectors, compressed)
-            doc_vectors, offsets = self._shard_vectors(shard, compressed)
-            search = lambda v, o, kk, **kw: maxsim_search(queries, mask, v, o, kk, **kw)  # noqa: E731
-            found.append(shards.search_shard(search, doc_vectors, offsets, first,
-                                             self._tie_ranks[first:first + shard.n_docs], k, dim=dim,
-                                             compute_dtype=self._compute_dtype(), device=self.device))
-        scores, indices = found[0] if len(found) == 1 else shards.merge_topk(found, k, self._tie_ranks)
+            jobs.append(shards.SearchJob(
+                partial(_maxsim_search, queries, mask), shard if compressed is None else compressed, first,
+                self._tie_ranks[first:first + shard.n_docs], k,
+                {"dim": dim, "compute_dtype": self._compute_dtype(), "device": self._device_name}))
+        scores, indices = shards.search_shards(jobs, k, self._tie_ranks, gpus=self._step_gpus)
         self._cost["search_s"] = time.perf_counter() - t
         doc_ids = self._ids
         return Run({qid: {doc_ids[j]: float(s) for j, s in zip(indices[i], scores[i])} for i, qid in enumerate(ids)})
@@ -272,3 +289,14 @@ class LateInteractionRetriever(Retriever):
 
     def cost(self) -> dict[str, Any]:
         return dict(self._cost)
+
+
+def _maxsim_search(queries, mask, vectors, offsets, k, **kernel):
+    """``maxsim_search`` with the queries first: a module-level function, so a search step pickles."""
+    from harness.kernels.maxsim import maxsim_search
+
+    if isinstance(kernel.get("device"), str):  # resolved where the step runs (a worker's own GPU)
+        from harness.devices import resolve_device
+
+        kernel["device"] = resolve_device(kernel["device"])
+    return maxsim_search(queries, mask, vectors, offsets, k, **kernel)

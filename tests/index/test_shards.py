@@ -40,11 +40,19 @@ def test_merging_shard_top_lists_is_the_top_k_of_all_documents_with_ties_in_trec
         assert merged_scores[q].tolist() == scores[q, expected].tolist()
 
 
-def _encode_ones(first, stop, make_writer):
-    writer = make_writer(np.full(stop - first, 2, dtype=np.int64), 4)
-    for i in range(first, stop):
-        writer.write(i - first, np.full((2, 4), i, dtype=np.float32))
-    return writer.finish()
+class Ones:
+    """An encoder of two rows per document, each filled with the document's index; it notes the
+    spans it was asked to encode."""
+
+    def __init__(self):
+        self.encoded = []
+
+    def encode_span(self, first, stop, make_writer):
+        self.encoded.append((first, stop))
+        writer = make_writer(np.full(stop - first, 2, dtype=np.int64), 4)
+        for i in range(first, stop):
+            writer.write(i - first, np.full((2, 4), i, dtype=np.float32))
+        return writer.finish()
 
 
 def test_a_sharded_store_reuses_whole_shards_and_encodes_a_damaged_one_again(tmp_path, monkeypatch):
@@ -53,14 +61,10 @@ def test_a_sharded_store_reuses_whole_shards_and_encodes_a_damaged_one_again(tmp
     shards.STATS.clear()
     ids, texts = [f"d{i}" for i in range(10)], [f"text {i}" for i in range(10)]
     key = {"role": "document", "corpus": cache.corpus_fingerprint(ids, texts)}
-    encoded = []
-
-    def encode(first, stop, make_writer):
-        encoded.append((first, stop))
-        return _encode_ones(first, stop, make_writer)
-
+    encoder = Ones()
+    encoded = encoder.encoded
     sizes = lambda: np.full(10, 2)  # noqa: E731
-    store, hit = shards.open_or_encode(key, ids, texts, 6, sizes, encode)
+    store, hit = shards.open_or_encode(key, 6, sizes, encoder)
     assert not hit and store.spans == [(0, 3), (3, 6), (6, 9), (9, 10)] and encoded == store.spans
     assert store.n_docs == 10 and store.n_tokens == 20 and store.offsets.tolist() == list(range(0, 21, 2))
     assert store.doc(7).tolist() == [[7.0] * 4] * 2
@@ -69,9 +73,9 @@ def test_a_sharded_store_reuses_whole_shards_and_encodes_a_damaged_one_again(tmp
     data = vectors.read_bytes()
     vectors.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
     encoded.clear()
-    again, hit = shards.open_or_encode(key, ids, texts, 6, lambda: pytest.fail("planned again"), encode)
+    again, hit = shards.open_or_encode(key, 6, lambda: pytest.fail("planned again"), encoder)
     assert not hit and encoded == [(6, 9)] and again.doc(7).tolist() == [[7.0] * 4] * 2
-    third, hit = shards.open_or_encode(key, ids, texts, 6, sizes, encode)
+    third, hit = shards.open_or_encode(key, 6, sizes, encoder)
     assert hit and encoded == [(6, 9)]
     assert dict(shards.STATS) == {"encoded": 5, "reused": 7} and dict(cache.STATS) == {"misses": 2, "hits": 1}
 
@@ -81,6 +85,6 @@ def test_one_shard_is_the_whole_store_at_its_document_key(tmp_path, monkeypatch)
     shards.STATS.clear()
     ids, texts = ["a", "b"], ["x", "y"]
     key = {"role": "document", "corpus": cache.corpus_fingerprint(ids, texts)}
-    store, _ = shards.open_or_encode(key, ids, texts, 100, lambda: np.full(2, 2), _encode_ones)
+    store, _ = shards.open_or_encode(key, 100, lambda: np.full(2, 2), Ones())
     assert isinstance(store, TokenStore) and store.path == cache.store_path(key)
     assert not shards.STATS  # shard counters are for stores of several shards
