@@ -145,7 +145,7 @@ class DenseRetriever(Retriever):
 
     def __getstate__(self):
         """What a worker needs to encode or search a shard: not the loaded model, the ids or the stores."""
-        return {**self.__dict__, "_model": None, "_store": None, "_ids": [], "_documents": None,
+        return {**self.__dict__, "_model": None, "_store": None, "_ids": [],
                 "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}}
 
     def encode_span(self, first: int, stop: int, writer) -> Any:

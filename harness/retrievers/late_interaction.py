@@ -142,9 +142,9 @@ class LateInteractionRetriever(Retriever):
 
     def __getstate__(self):
         """What a worker needs to encode or search a shard: the settings, not the loaded model, the
-        corpus's ids or the open stores (it opens its own)."""
+        corpus's ids or the open stores; the documents go as their cache file and rows."""
         return {**self.__dict__, "_encoder": None, "_store": None, "_parts": [], "_ids": [],
-                "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}, "_documents": None}
+                "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}}
 
     @property
     def _step_gpus(self) -> float:

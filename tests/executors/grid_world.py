@@ -43,11 +43,16 @@ def assert_same_results(ours: Path, theirs: Path) -> None:
     for label in a:
         (metrics_a, run_a), (metrics_b, run_b) = a[label], b[label]
         assert metrics_a == metrics_b, label
-        assert sorted(run_a.keys()) == sorted(run_b.keys())
-        for query in run_a.keys():
-            ranked_a, ranked_b = list(run_a[query]), list(run_b[query])
-            assert [d for d, _ in ranked_a] == [d for d, _ in ranked_b], (label, query)
-            assert all(abs(x - y) <= 1e-6 for (_, x), (_, y) in zip(ranked_a, ranked_b))
+        assert_same_runs(run_a, run_b, label)
+
+
+def assert_same_runs(run_a: Run, run_b: Run, label: str = "") -> None:
+    """The same documents at the same ranks for every query, scores within 1e-6."""
+    assert sorted(run_a.keys()) == sorted(run_b.keys())
+    for query in run_a.keys():
+        ranked_a, ranked_b = list(run_a[query]), list(run_b[query])
+        assert [d for d, _ in ranked_a] == [d for d, _ in ranked_b], (label, query)
+        assert all(abs(x - y) <= 1e-6 for (_, x), (_, y) in zip(ranked_a, ranked_b))
 
 
 def leftovers(results: Path) -> list[Path]:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness import integrity
@@ -156,3 +157,23 @@ def test_rerank_scores_the_candidates_as_search_scores_them():
     assert [d for d, _ in reranked] == [d for d, _ in searched if d in ("a", "c")]
     assert dict(reranked) == pytest.approx({d: s for d, s in searched if d in ("a", "c")}, abs=1e-6)
     assert r.rerank(["q"], ["bone density"], {"q": []})["q"] == []
+
+
+def test_documents_encode_as_sentence_transformers_encodes_them(offline):
+    """The streamed, length-sorted batches give sentence-transformers' own embeddings (its
+    ``encode``, one text at a time and in its batches), to 1e-5, for texts of very different lengths."""
+    from sentence_transformers import SentenceTransformer
+
+    from harness.data.load import load_dataset
+    from harness.suite import load_suite
+
+    spec = load_suite(REPO / "suites" / "beir.yaml").dataset("scifact")
+    corpus = load_dataset(spec).corpus
+    texts = corpus.select(range(0, 5000, 25)).joined(["title", "text"], " ") + ["", "a", "word " * 400]
+    ours = DenseRetriever(MODEL, batch_tokens=2048)._encode(texts, "")
+    model = SentenceTransformer(MODEL, device="cpu")
+    theirs = model.encode(texts, batch_size=32, convert_to_numpy=True)
+    assert ours.shape == theirs.shape == (203, 384)
+    assert np.abs(ours - theirs).max() < 1e-5
+    alone = np.stack([model.encode([t], convert_to_numpy=True)[0] for t in texts[:5] + texts[-3:]])
+    assert np.abs(ours[list(range(5)) + [200, 201, 202]] - alone).max() < 1e-5

@@ -71,6 +71,24 @@ def test_late_interaction_in_several_shards_ranks_and_scores_as_in_one(tmp_path,
     assert metrics["16777216"] == metrics["9000"]
 
 
+DENSE_SUITE = SUITE.replace("""  minilm:
+    class: late_interaction
+    params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128}
+    sweep: {shard_tokens: [16777216, 9000]}""", """  dense:
+    class: dense
+    params: {model: sentence-transformers/all-MiniLM-L6-v2}
+    sweep: {shard_tokens: [16777216, 90]}""")
+
+
+def test_the_dense_baseline_in_several_shards_ranks_and_scores_as_in_one(tmp_path, monkeypatch):
+    shards.STATS.clear()
+    runs, metrics, costs = _runs(tmp_path, monkeypatch, DENSE_SUITE)
+    assert costs["16777216"]["n_shards"] == 1 and costs["90"]["n_shards"] == 5  # 400 documents, 90 a shard
+    assert shards.STATS["encoded"] == 5
+    _assert_same(runs["16777216"], runs["90"])
+    assert metrics["16777216"] == metrics["90"]
+
+
 KILL_SUITE = """
 name: beir
 defaults: {language: en, split: test, max_length: {query: 32, document: 64}}
