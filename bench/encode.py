@@ -73,12 +73,12 @@ def forward_only_seconds(encoder: MultiVectorEncoder, ids: list[list[int]]) -> f
     """The forward passes of the timed encoding alone: same batches, no gathering or store writes."""
     import numpy as np
 
-    from harness.encoders.multivector import _batches
+    from harness.encoders.batches import length_sorted_batches
 
     lengths = [len(s) for s in ids]
     pad = encoder.tokenizer.pad_token_id or 0
     inputs = []
-    for batch in _batches(np.argsort(lengths, kind="stable"), lengths, encoder.batch_tokens):
+    for batch in length_sorted_batches(lengths, encoder.batch_tokens):
         length = max(lengths[i] for i in batch)
         x = np.full((len(batch), length), pad, dtype=np.int64)
         a = np.zeros((len(batch), length), dtype=np.int64)

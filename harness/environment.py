@@ -88,11 +88,11 @@ class PeakMemory:
     process's peak since it started (``ru_maxrss``), earlier units included."""
 
     def __init__(self):
-        self.scope = "unit" if _reset_high_water_mark() else "process"
+        self.scope = "unit" if reset_high_water_mark() else "process"
 
     def bytes(self) -> int | None:
         if self.scope == "unit":
-            return _high_water_mark()
+            return high_water_mark()
         try:
             import resource
         except ImportError:  # not on Windows
@@ -101,7 +101,8 @@ class PeakMemory:
         return peak if platform.system() == "Darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
-def _high_water_mark() -> int | None:
+def high_water_mark() -> int | None:
+    """This process's peak resident memory (VmHWM) since it started or was last reset; None off Linux."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -111,12 +112,12 @@ def _high_water_mark() -> int | None:
     return None
 
 
-def _reset_high_water_mark() -> bool:
+def reset_high_water_mark() -> bool:
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:  # not Linux, or not allowed
         return False
-    return _high_water_mark() is not None
+    return high_water_mark() is not None
 
 
 def capture() -> dict:

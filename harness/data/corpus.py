@@ -188,7 +188,8 @@ class Documents:
         return len(self.corpus)
 
     def batches(self, size: int = BATCH, first: int = 0, stop: int | None = None) -> Iterator[list[str]]:
-        """The texts of documents first..stop-1, in order, ``size`` at a time."""
+        """The texts of documents first..stop-1, in order, at most ``size`` at a time (batches
+        follow the file's own, so the first may be shorter)."""
         for _, values in self.corpus.read(self.fields, first, stop, size):
             yield join_fields(values, self.fields, self.separator)
 

@@ -17,6 +17,7 @@ import pickle
 import traceback
 from typing import Any, Callable, Iterable, Iterator
 
+from harness.environment import reset_high_water_mark
 from harness.errors import HarnessError, MissingDependencyError
 from harness.executors import THREADS_ENV, Finished, Gpus, threads_per_worker
 
@@ -38,6 +39,7 @@ FORWARDED_ENV = ("HARNESS_HOME", "HARNESS_VERBOSE", "HF_HOME", "HF_HUB_OFFLINE",
 def harness_step(fn: Callable[[Any], Any], item: Any) -> tuple[bool, Any, str]:
     """``fn(item)`` on a worker: (True, value, "") or (False, the exception, its traceback)."""
     _share_cores()
+    reset_high_water_mark()  # the peak memory a step reports is its own, not an earlier task's
     try:
         return True, fn(item), ""
     except Exception as e:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness import executors, integrity, locks
+from harness.environment import high_water_mark
 from harness.errors import CorruptFileError, ParameterError
 from harness.hashing import sha256
 from harness.index import cache
@@ -47,6 +49,18 @@ MANIFEST = "manifest.json"
 DEFAULT_SHARD_TOKENS = 1 << 24
 
 STATS: Counter[str] = Counter()
+# What each shard step of the last ``open_or_encode`` in this process reported (``encode_shard``).
+STEPS: list[dict] = []
+
+
+def worker_figures(steps: list[dict]) -> dict:
+    """The cost figures of shard steps that ran in other processes (workers): their peak resident
+    memory, and how many there were; nothing when every step ran here."""
+    elsewhere = [s for s in steps if s["pid"] != os.getpid() and s["peak_rss_bytes"]]
+    if not elsewhere:
+        return {}
+    return {"shard_workers": len({s["pid"] for s in elsewhere}),
+            "shard_worker_peak_rss_bytes": max(s["peak_rss_bytes"] for s in elsewhere)}
 
 
 def check_shard_tokens(shard_tokens) -> int:
@@ -163,16 +177,20 @@ class EncodeJob:
         return f"document shard {self.span[0]}-{self.span[1] - 1}"
 
 
-def encode_shard(job: EncodeJob) -> bool:
-    """The step that encodes one shard into its store, unless a whole one is there (True: reused).
-    Under the store's lock: two runs wanting the same shard encode it once."""
+def encode_shard(job: EncodeJob) -> dict:
+    """The step that encodes one shard into its store, unless a whole one is there. Under the
+    store's lock: two runs wanting the same shard encode it once. Returns what it did: ``reused``,
+    its ``seconds``, and the process it ran in with that process's peak resident memory (a worker's
+    own since its task began; harness/executors/ray.py resets it)."""
     path = cache.store_path(job.key)
+    start = time.perf_counter()
     with locks.hold(path, f"another process encoding {path}"):
-        if _open(path) is not None:
-            return True
-        job.encoder.encode_span(*job.span, lambda counts, dim: TokenStoreWriter(
-            path, counts, dim, dtype=job.dtype, manifest=cache.stored_key(job.key)))
-    return False
+        reused = _open(path) is not None
+        if not reused:
+            job.encoder.encode_span(*job.span, lambda counts, dim: TokenStoreWriter(
+                path, counts, dim, dtype=job.dtype, manifest=cache.stored_key(job.key)))
+    return {"reused": reused, "seconds": time.perf_counter() - start, "documents": job.span[1] - job.span[0],
+            "pid": os.getpid(), "peak_rss_bytes": high_water_mark()}
 
 
 def _open(path: Path) -> TokenStore | None:
@@ -202,10 +220,12 @@ def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np
     found = [_open(cache.store_path(key)) for key in keys]
     jobs = [EncodeJob(key, span, dtype, encoder) for key, span, store in zip(keys, spans, found) if store is None]
     reused = len(spans) - len(jobs)
+    STEPS.clear()
     for finished in executors.steps().map(encode_shard, jobs, gpus=gpus):
         if finished.failed:
             raise finished.error
-        reused += bool(finished.value)
+        reused += finished.value["reused"]
+        STEPS.append(finished.value)
     shards = [store or TokenStore.load(cache.store_path(key)) for key, store in zip(keys, found)]
     hit = reused == len(spans)
     cache.STATS["hits" if hit else "misses"] += 1
@@ -215,6 +235,36 @@ def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np
     if not (planned and hit):
         _write_plan(folder, sharded_key(document_key, shard_tokens), spans, keys)
     return (shards[0] if len(shards) == 1 else ShardedStore(spans, shards)), hit
+
+
+SIZE_BLOCK = 8192  # documents a sizing step tokenises
+
+
+@dataclass(frozen=True)
+class SizeJob:
+    """Count the vectors each of documents ``span`` stores (``encoder.count_span(first, stop)``)."""
+
+    encoder: Any
+    span: tuple[int, int]
+
+    def __str__(self) -> str:
+        return f"sizing documents {self.span[0]}-{self.span[1] - 1}"
+
+
+def size_step(job: SizeJob) -> np.ndarray:
+    return np.asarray(job.encoder.count_span(*job.span), dtype=np.int64)
+
+
+def document_sizes(encoder: Any, n_docs: int, block: int = SIZE_BLOCK) -> np.ndarray:
+    """Every document's vector count, the corpus tokenised in blocks on the step executor (so the
+    plan of a large corpus is not one process's serial pass; tokenising needs no GPU)."""
+    jobs = [SizeJob(encoder, (a, min(n_docs, a + block))) for a in range(0, n_docs, block)]
+    counts: dict[int, np.ndarray] = {}
+    for finished in executors.steps().map(size_step, jobs):
+        if finished.failed:
+            raise finished.error
+        counts[finished.item.span[0]] = finished.value
+    return np.concatenate([counts[job.span[0]] for job in jobs]) if jobs else np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,7 @@ class DenseRetriever(Retriever):
         self._store, hit = shards.open_or_encode(key, self.shard_tokens, lambda: np.ones(len(documents), np.int64),
                                                  self, dtype="float32", gpus=self._step_gpus)
         elapsed = time.perf_counter() - t
+        self._cost.update(shards.worker_figures(shards.STEPS))
         self._cost.update({"document_cache": "hit" if hit else "miss", "n_documents": self._store.n_docs,
                            "n_shards": len(getattr(self._store, "shards", [self._store])),
                            "dim": self._store.dim, "storage_dtype": "float32", "index_bytes": self._store.nbytes(),

@@ -23,6 +23,7 @@ from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.errors import ParameterError
+from harness.hashing import sha256
 from harness.index import cache, shards
 from harness.index.compressed_store import CompressedStore
 from harness.index.compression import STORAGE_KINDS, codec_for
@@ -30,6 +31,7 @@ from harness.retrievers.base import Retriever, as_documents
 from harness.runs import Run, tie_ranks
 
 PRECISIONS = ("fp32", "bf16")
+_LOADED: dict[str, Any] = {}  # the encoder this process loaded last, by its settings' hash
 _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize", "dim")
 
 
@@ -120,8 +122,15 @@ class LateInteractionRetriever(Retriever):
             from harness.encoders.multivector import MultiVectorEncoder
 
             t = time.perf_counter()
-            self._encoder = MultiVectorEncoder(self.checkpoint, self.precision, self.threads, self.batch_tokens,
-                                               self.device)
+            # A worker given shard after shard of one model loads it once (the last one is kept).
+            key = sha256({"model": self.checkpoint.identity, "settings": self.checkpoint.settings.to_dict(),
+                          "precision": self.precision, "threads": self.threads, "batch_tokens": self.batch_tokens,
+                          "device": self.device})
+            if key not in _LOADED:
+                _LOADED.clear()
+                _LOADED[key] = MultiVectorEncoder(self.checkpoint, self.precision, self.threads, self.batch_tokens,
+                                                  self.device)
+            self._encoder = _LOADED[key]
             self._cost["model_load_s"] = time.perf_counter() - t
         return self._encoder
 
@@ -157,6 +166,11 @@ class LateInteractionRetriever(Retriever):
         encoder = self._encoder_()
         return encoder.encode_documents(self._documents.batches(encoder.chunk_documents, first, stop), writer)
 
+    def count_span(self, first: int, stop: int) -> Any:
+        """The vectors each of documents first..stop-1 stores (a sizing step of the shard plan)."""
+        encoder = self._encoder_()
+        return encoder.document_token_counts(self._documents.batches(encoder.chunk_documents, first, stop))
+
     def index(self, documents: Documents | list[str], texts: list[str] | None = None) -> None:
         documents = as_documents(documents, texts)
         self._documents = documents
@@ -166,9 +180,10 @@ class LateInteractionRetriever(Retriever):
         key = self.document_key(documents)
         t = time.perf_counter()
         self._store, hit = shards.open_or_encode(
-            key, self.shard_tokens, lambda: self._encoder_().document_token_counts(documents.batches()),
+            key, self.shard_tokens, lambda: shards.document_sizes(self, len(documents)),
             self, dtype=self.storage_dtype, gpus=self._step_gpus)
         elapsed = time.perf_counter() - t
+        self._cost.update(shards.worker_figures(shards.STEPS))
         if not hit:
             self._cost.update({"encode_documents_s": elapsed, "documents_per_s": len(documents) / elapsed,
                                "tokens_per_s": self._store.n_tokens / elapsed})

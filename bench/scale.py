@@ -1,0 +1,208 @@
+"""How the sharded pipeline scales: encoding throughput on 1 and 2 workers, peak memory of the
+driver and of an encoding worker at 1x, 4x and 16x a corpus, exact search time against its FLOP
+floor, and a projection of wall time and storage for MIRACL and BEIR on 1, 8 and 64 GPUs.
+
+    .venv/bin/python bench/scale.py [--sizes 1 4 16] [--layers 1] [--doc-maxlen 64] [--shard-tokens 131072]
+
+The corpus at Nx is SciFact's documents N times under new ids (``<copy>:<id>``), written as a
+Parquet table and read back in batches, as a dataset cache is. The encoder is all-MiniLM-L6-v2
+cut to its first ``--layers`` layers (a real checkpoint folder, plain format): memory and scaling
+are what is measured here, and a one-layer model lets 16x SciFact encode in minutes on two cores.
+Each encoding runs in a fresh process (the driver) on a fresh local Ray of ``workers`` CPUs, each
+worker one torch thread, so peak memory is the driver's own and the workers' (what the shard steps
+report), with Ray's start-up left out of the timing. Search runs in the driver, shard by shard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, print_table, write_json  # noqa: E402
+from projection import projection_rows  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def cut_model(layers: int, folder: Path) -> Path:
+    """all-MiniLM-L6-v2 from the Hugging Face cache, its first ``layers`` layers, as a local folder."""
+    import shutil
+
+    from huggingface_hub import snapshot_download
+    from safetensors.torch import load_file, save_file
+
+    snapshot = Path(snapshot_download(MINILM, local_files_only=True))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (snapshot / name).exists():
+            shutil.copyfile(snapshot / name, folder / name)
+    config = json.loads((snapshot / "config.json").read_text())
+    config["num_hidden_layers"] = layers
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    weights = load_file(snapshot / "model.safetensors")
+    keep = {k: v for k, v in weights.items() if ".layer." not in k or int(k.split(".layer.")[1].split(".")[0]) < layers}
+    save_file(keep, folder / "model.safetensors")
+    return folder
+
+
+def scifact_rows() -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
+    from harness.data.load import load_dataset
+    from harness.suite import load_suite
+
+    spec = load_suite(REPO / "suites" / "beir.yaml").dataset("scifact")
+    data = load_dataset(spec, "beir")
+    rows = list(zip(data.corpus.ids, data.corpus.titles, data.corpus.texts))
+    return rows, list(data.queries.ids), list(data.queries.texts)
+
+
+def write_corpus(rows, copies: int, path: Path) -> Path:
+    """SciFact's rows ``copies`` times under new ids, a Parquet table written a copy at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    with pq.ParquetWriter(path, schema) as out:
+        for c in range(copies):
+            out.write_table(pa.table({"id": [f"{c}:{r[0]}" for r in rows], "title": [r[1] for r in rows],
+                                      "text": [r[2] for r in rows]}, schema=schema), row_group_size=65536)
+    return path
+
+
+def child(args) -> dict:
+    """One encoding (then, if asked, one search) in this fresh process: the figures as JSON."""
+    os.environ["HARNESS_HOME"] = args.home
+    from harness.data.corpus import Corpus, DocumentTable
+    from harness.environment import high_water_mark, reset_high_water_mark
+    from harness.executors import running_steps
+    from harness.retrievers.late_interaction import LateInteractionRetriever
+
+    documents = Corpus(DocumentTable(Path(args.corpus))).documents(("title", "text"), " ")
+    retriever = LateInteractionRetriever(args.model, format="plain", dim=128, threads=1,
+                                         shard_tokens=args.shard_tokens, device="cpu")
+    retriever.set_max_length(32, args.doc_maxlen)
+    with running_steps("ray", args.workers) as steps:
+        list(steps.map(abs, range(args.workers)))  # the workers are up before the clock starts
+        reset_high_water_mark()
+        t = time.perf_counter()
+        retriever.index(documents)
+        encode_s = time.perf_counter() - t
+    cost = retriever.cost()
+    out = {"documents": len(documents), "tokens": cost["n_tokens"], "shards": cost["n_shards"], "workers": args.workers,
+           "encode_s": encode_s, "documents_per_s": len(documents) / encode_s,
+           "driver_peak_rss_bytes": high_water_mark(), "worker_peak_rss_bytes": cost.get("shard_worker_peak_rss_bytes")}
+    if args.queries:
+        queries = json.loads(Path(args.query_file).read_text())[: args.queries]
+        vectors, mask = retriever.encode_queries(queries)
+        reset_high_water_mark()
+        retriever.search([str(i) for i in range(len(queries))], queries, 100)
+        out.update({"search_s": retriever.cost()["search_s"], "query_tokens": int(mask.sum()),
+                    "search_peak_rss_bytes": high_water_mark()})
+    return out
+
+
+def run_child(args, corpus: Path, home: Path, workers: int, queries: int, query_file: Path) -> dict:
+    command = [sys.executable, __file__, "--child", "--corpus", str(corpus), "--home", str(home), "--model", args.model,
+               "--workers", str(workers), "--queries", str(queries), "--query-file", str(query_file),
+               "--shard-tokens", str(args.shard_tokens), "--doc-maxlen", str(args.doc_maxlen)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise SystemExit(f"child failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def matmul_probe(dim: int = 128, rows: int = 1024, cols: int = 8192, repeat: int = 20) -> float:
+    """GFLOP/s of the search kernel's product shape (document tile x dim @ dim x query rows), one
+    thread, output preallocated (a fresh output each call measures the allocator too)."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(cols, dim), torch.randn(dim, rows)
+    c = torch.empty(cols, rows)
+    for _ in range(3):
+        torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2 * cols * dim * rows / best / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--throughput-size", type=int, default=4, help="corpus size (x SciFact) for 1 vs 2 workers")
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--doc-maxlen", type=int, default=64)
+    parser.add_argument("--shard-tokens", type=int, default=1 << 17)
+    parser.add_argument("--queries", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--query-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+
+    rows, _, query_texts = scifact_rows()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        tmp = Path(tmp)
+        args.model = str(cut_model(args.layers, tmp / "model"))
+        query_file = tmp / "queries.json"
+        query_file.write_text(json.dumps(query_texts))
+        gflops = matmul_probe()
+        sizes = []
+        for size in args.sizes:
+            corpus = write_corpus(rows, size, tmp / f"corpus-{size}.parquet")
+            figures = run_child(args, corpus, tmp / f"home-{size}", args.workers, args.queries, query_file)
+            flops = 2 * 128 * figures["query_tokens"] * figures["tokens"]
+            figures.update({"size": f"{size}x", "search_floor_s": flops / (gflops * 1e9),
+                            "search_vs_floor": figures["search_s"] / (flops / (gflops * 1e9))})
+            sizes.append(figures)
+            (tmp / f"home-{size}").rename(tmp / f"done-{size}")  # keep disk use to one corpus's stores
+            subprocess.run(["rm", "-rf", str(tmp / f"done-{size}")], check=True)
+        base = sizes[0]
+        for row in sizes:
+            row["search_s_per_x"] = row["search_s"] / (row["documents"] / base["documents"])
+            for k in ("driver_peak_rss_bytes", "worker_peak_rss_bytes", "search_peak_rss_bytes"):
+                if row.get(k):
+                    row[k.replace("_bytes", "_mb")] = row[k] / 2**20
+        print(f"search kernel matmul probe (one thread, output preallocated): {gflops:.1f} GFLOP/s")
+        print_table(sizes, ["size", "documents", "tokens", "shards", "encode_s", "documents_per_s",
+                            "driver_peak_rss_mb", "worker_peak_rss_mb", "search_s", "search_s_per_x",
+                            "search_floor_s", "search_vs_floor", "search_peak_rss_mb"])
+
+        corpus = write_corpus(rows, args.throughput_size, tmp / "corpus-throughput.parquet")
+        throughput = []
+        for workers in (1, 2):
+            figures = run_child(args, corpus, tmp / f"home-w{workers}", workers, 0, query_file)
+            throughput.append(figures)
+            subprocess.run(["rm", "-rf", str(tmp / f"home-w{workers}")], check=True)
+        speedup = throughput[1]["documents_per_s"] / throughput[0]["documents_per_s"]
+        print(f"\nencoding {args.throughput_size}x SciFact, one torch thread a worker: 2 workers = {speedup:.2f}x 1 worker")
+        print_table(throughput, ["workers", "documents", "shards", "encode_s", "documents_per_s"])
+
+    one_worker = throughput[0]["documents_per_s"] * base["tokens"] / base["documents"]  # stored tokens/s
+    projection = projection_rows(cpu_tokens_per_s=one_worker, cpu_layers=args.layers, doc_maxlen=args.doc_maxlen)
+    print("\nprojection (see bench/projection.py for the assumptions)")
+    print_table(projection, ["suite", "model", "gpus", "encode_h", "search_h", "io_h", "wall_h", "bound_by",
+                             "store_fp16_tb", "store_residual2_tb"])
+    path = write_json("scale", {"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "model"},
+                                "matmul_gflops_1_thread": gflops, "sizes": sizes, "throughput": throughput,
+                                "speedup_2_workers": speedup, "projection": projection})
+    print(f"\nwritten: {path}")
+
+
+if __name__ == "__main__":
+    main()
