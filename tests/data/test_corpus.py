@@ -47,7 +47,11 @@ def test_kept_rows_are_read_in_order_and_travel_as_plain_data(tmp_path):
     assert documents.texts(100, 300) == [texts[i] for i in keep[100:300]]
     again = pickle.loads(pickle.dumps(documents))
     assert again.texts(100, 300) == documents.texts(100, 300) and again.ids == documents.ids
+    assert again.corpus.rows.tolist() == keep.tolist()
     assert len(pickle.dumps(documents)) < 10_000  # the file's path and the kept rows, no texts
+    few = Corpus(DocumentTable(tmp_path / "docs.parquet"), np.delete(np.arange(N), [3, 500]))
+    assert len(pickle.dumps(few)) < 1_500  # three runs of rows, not a thousand numbers
+    assert pickle.loads(pickle.dumps(few)).rows.tolist() == np.delete(np.arange(N), [3, 500]).tolist()
 
 
 def test_documents_held_as_lists_give_the_same_fingerprint():
