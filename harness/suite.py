@@ -132,7 +132,7 @@ def load_suite(path: str | Path) -> Suite:
         if not isinstance(entry, dict):
             problems.append(fail(("datasets", name), "a dataset entry is a mapping of fields."))
             continue
-        merged = {**defaults, **entry, "name": str(name)}
+        merged = _local_paths({**defaults, **entry, "name": str(name)}, path.parent)
         try:
             datasets[str(name)] = DatasetSpec.model_validate(merged)
         except ValidationError as e:
@@ -153,6 +153,18 @@ def load_suite(path: str | Path) -> Suite:
     if problems:
         raise SuiteError("\n".join(str(p) for p in problems))
     return Suite(name=data["name"], path=path, description=data.get("description", ""), datasets=datasets, retrievers=retrievers)
+
+
+def _local_paths(entry: dict, folder: Path) -> dict:
+    """A local source's folder is relative to the suite file's (so the suite runs from any working
+    directory, and on workers); a BEIR folder's judgments are those of the dataset's split."""
+    source = entry.get("source")
+    if not (isinstance(source, dict) and source.get("kind") == "local" and isinstance(source.get("path"), str)):
+        return entry
+    source = {**source, "path": str((folder / Path(source["path"]).expanduser()).resolve())}
+    if source.get("format") == "beir" and "judgments" not in source and isinstance(entry.get("split"), str):
+        source["judgments"] = f"qrels/{entry['split']}.tsv"
+    return {**entry, "source": source}
 
 
 def _message(err: dict) -> str:

@@ -160,7 +160,38 @@ class HuggingFaceSource(_Strict):
         return f"{repo}@{commit[:7]}:{self.queries.files[0]}"
 
 
-SOURCE_KINDS = ("ir_datasets", "huggingface")
+class LocalSource(_Strict):
+    """A collection on disk. ``format: beir`` is BEIR's folder layout (``corpus.jsonl``,
+    ``queries.jsonl``, ``qrels/<split>.tsv``); ``format: trec`` a TSV collection (``id<TAB>text``
+    or ``id<TAB>title<TAB>text``), TSV topics (``id<TAB>text``) and a TREC qrels file. File names
+    are relative to ``path``; ``candidates`` is an optional TREC run whose rankings are the
+    re-ranking candidates, in rank order.
+
+    ``path`` is where the files are, not what they are: it stays out of the protocol card (the
+    files' checksums, its revision, say what was read), so the same files compare anywhere."""
+
+    kind: Literal["local"]
+    path: Path = Field(exclude=True)
+    format: Literal["beir", "trec"]
+    documents: str | None = None  # default: corpus.jsonl (beir), collection.tsv (trec)
+    queries: str | None = None  # default: queries.jsonl (beir), topics.tsv (trec)
+    judgments: str | None = None  # default: qrels/<the dataset's split>.tsv (beir), qrels.txt (trec)
+    candidates: str | None = None
+
+    def files(self) -> dict[str, str]:
+        """The file of each part, relative to ``path``."""
+        beir = self.format == "beir"
+        named = {"documents": self.documents or ("corpus.jsonl" if beir else "collection.tsv"),
+                 "queries": self.queries or ("queries.jsonl" if beir else "topics.tsv"),
+                 "judgments": self.judgments or ("qrels/test.tsv" if beir else "qrels.txt")}
+        return {**named, **({"candidates": self.candidates} if self.candidates else {})}
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.name}:{self.format}"
+
+
+SOURCE_KINDS = ("ir_datasets", "huggingface", "local")
 
 
 def _kind(value: Any) -> str | None:
@@ -169,7 +200,8 @@ def _kind(value: Any) -> str | None:
 
 # One model per `kind`; an unknown or missing kind is one error naming the kinds there are.
 Source = Annotated[
-    Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")],
+    Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")]
+    | Annotated[LocalSource, Tag("local")],
     Discriminator(_kind, custom_error_type="source_kind",
                   custom_error_message="`kind` is missing or unknown: a source's kind is one of "
                                        + ", ".join(SOURCE_KINDS)),
