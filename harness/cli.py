@@ -1,5 +1,6 @@
-"""Command line: ``harness list | run | evaluate | import | report | compare | regress`` (the last two
-in ``harness.cli_compare``).
+"""Command line: ``harness list | run | evaluate | import | report | compare | regress | export |
+import-mteb`` (``compare`` and ``regress`` in ``harness.cli_compare``, the MTEB commands in
+``harness.cli_mteb``; ``run``'s models and several suites in ``harness.cli_models``).
 
 Commands stay thin: they parse options, call one public function, and print. Heavy libraries are
 imported inside the commands that need them, so ``harness list`` starts fast.
@@ -362,4 +363,4 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands kept in their own modules register on ``app`` when imported; last, so that what they
 # import from here is defined.
-from harness import cli_compare  # noqa: E402,F401
+from harness import cli_compare, cli_mteb  # noqa: E402,F401

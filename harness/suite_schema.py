@@ -262,6 +262,17 @@ class Sample(_Strict):
     seed: int = 0
 
 
+class MtebTask(_Strict):
+    """The MTEB task a dataset is: where ``harness export --format mteb`` files its results and
+    ``harness import-mteb`` finds reference numbers. A label, outside the protocol card: it changes
+    no score. ``subset`` is MTEB's hf_subset (default: the task's only one, else the dataset's
+    language); ``split`` defaults to the dataset's."""
+
+    task: str = Field(min_length=1)
+    subset: str | None = None
+    split: str | None = None
+
+
 class DatasetSpec(_Strict):
     name: str
     # Absent only for a dataset listed as `unavailable` (one that cannot be had).
@@ -285,6 +296,7 @@ class DatasetSpec(_Strict):
     # False for a dataset reported beside a suite but outside its average (BEIR's MS MARCO: in
     # domain for most models, so not part of the zero-shot average).
     in_average: bool = True
+    mteb: MtebTask | None = None
     # Why the dataset cannot be run (e.g. a licensed corpus); it is listed, and refused by `run`.
     unavailable: str | None = Field(default=None, min_length=1)
 
