@@ -193,8 +193,11 @@ def load_retrievers(path: str | Path) -> dict[str, RetrieverSpec]:
 
 def _local_paths(entry: dict, folder: Path) -> dict:
     """A local source's folder is relative to the suite file's (so the suite runs from any working
-    directory, and on workers); a BEIR folder's judgments are those of the dataset's split."""
+    directory, and on workers); a BEIR folder's judgments, and an MTEB task's split, are those of the
+    dataset's split."""
     source = entry.get("source")
+    if isinstance(source, dict) and source.get("kind") == "mteb" and "split" not in source and "split" in entry:
+        return {**entry, "source": {**source, "split": entry["split"]}}  # MTEB's split is the dataset's
     if not (isinstance(source, dict) and source.get("kind") == "local" and isinstance(source.get("path"), str)):
         return entry
     source = {**source, "path": str((folder / Path(source["path"]).expanduser()).resolve())}

@@ -191,7 +191,22 @@ class LocalSource(_Strict):
         return f"{self.path.name}:{self.format}"
 
 
-SOURCE_KINDS = ("ir_datasets", "huggingface", "local")
+class MtebSource(_Strict):
+    """An MTEB retrieval or re-ranking task, read through mteb's own loader at the dataset revision
+    MTEB pins. ``subset`` is its hf_subset (needed when it has several, e.g. a language);
+    ``split`` defaults to the dataset's."""
+
+    kind: Literal["mteb"]
+    task: str = Field(min_length=1)
+    subset: str | None = None
+    split: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.subset or 'default'}/{self.split or ''}".rstrip("/")
+
+
+SOURCE_KINDS = ("ir_datasets", "huggingface", "local", "mteb")
 
 
 def _kind(value: Any) -> str | None:
@@ -201,7 +216,7 @@ def _kind(value: Any) -> str | None:
 # One model per `kind`; an unknown or missing kind is one error naming the kinds there are.
 Source = Annotated[
     Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")]
-    | Annotated[LocalSource, Tag("local")],
+    | Annotated[LocalSource, Tag("local")] | Annotated[MtebSource, Tag("mteb")],
     Discriminator(_kind, custom_error_type="source_kind",
                   custom_error_message="`kind` is missing or unknown: a source's kind is one of "
                                        + ", ".join(SOURCE_KINDS)),
