@@ -288,6 +288,9 @@ def report(
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the plots (always with html)")] = True,
 ):
     """Tables of retrievers x datasets, plots and one HTML page from stored results, under reports/."""
+    from harness.extras import require
+
+    require("matplotlib", "harness report")
     from harness.report import write_reports
 
     written = write_reports(results, out, fmt, metric=metric, force=force, baseline=baseline, plots=plots,

@@ -55,8 +55,10 @@ def model_configs(models: list[str], fmt: str | None, params: dict[str, Any],
     if names and len(names) != len(models):
         raise ParameterError(f"{len(names)} --name for {len(models)} --model: give one --name per --model, in "
                              "the same order, or none (each row is then named after its model).")
-    cls = retrievers.resolve(MODEL_RETRIEVER)
     configs: dict[str, dict[str, Any]] = {}
+    if not models:
+        return configs
+    cls = retrievers.resolve(MODEL_RETRIEVER)
     for i, model in enumerate(models):
         config = {"model": model, **({"format": fmt} if fmt else {}), **params}
         check_params(cls, config, lambda p: f"--param {p}" if p else f"--model {model}")

@@ -4,6 +4,7 @@ is missing says which extra to install, instead of an ImportError from deep insi
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from harness.errors import MissingDependencyError
@@ -18,14 +19,42 @@ EXTRAS = {
 }
 
 
-def require(module: str, extra: str, needed_for: str) -> ModuleType:
+# top-level modules -> the extra that installs them
+MODULE_EXTRAS = {"torch": "neural", "transformers": "neural", "sentence_transformers": "neural",
+                 "safetensors": "neural", "matplotlib": "reports", "mteb": "mteb", "datasets": "mteb",
+                 "ray": "distributed"}
+
+
+def missing_extra(error: ImportError, needed_for: str) -> MissingDependencyError | None:
+    """The paragraph for an ImportError of a module an extra brings; None for any other."""
+    module = (error.name or "").split(".")[0]
+    if not isinstance(error, ModuleNotFoundError) or module not in MODULE_EXTRAS:
+        return None
+    extra = MODULE_EXTRAS[module]
+    return MissingDependencyError(
+        f"{needed_for} needs {module}, which is not installed. Install the {extra} extra with "
+        f"`pip install 'late-interaction-harness[{extra}]'` ({EXTRAS[extra]}), or "
+        "`pip install 'late-interaction-harness[all]'` for every extra.")
+
+
+def require(module: str, needed_for: str) -> ModuleType:
     """``module`` imported, or one paragraph naming the extra that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        if e.name is not None and e.name.split(".")[0] != module.split(".")[0]:
-            raise  # the package is there but broken: its own error says why
-        raise MissingDependencyError(
-            f"{needed_for} needs {module.split('.')[0]}, which is not installed. Install the {extra} extra with "
-            f"`pip install 'late-interaction-harness[{extra}]'` ({EXTRAS[extra]}), or "
-            "`pip install 'late-interaction-harness[all]'` for every extra.") from None
+        named = missing_extra(e, needed_for)
+        if named is None:
+            raise  # a module no extra brings, or one that is there but broken: its own error says why
+        raise named from None
+
+
+def require_installed(modules: tuple[str, ...], needed_for: str) -> None:
+    """Each of ``modules`` installed (found, not imported: importing torch costs seconds, and a
+    unit whose result exists never needs it), or the paragraph naming the first one's extra."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise missing_extra(ModuleNotFoundError(name=module), needed_for)

@@ -43,7 +43,7 @@ def from_mteb_metric(key: str) -> str | None:
 
 
 def _mteb(needed_for: str):
-    return require("mteb", "mteb", needed_for)
+    return require("mteb", needed_for)
 
 
 def task_of(spec: DatasetSpec, needed_for: str):

@@ -16,7 +16,7 @@ class HarnessSearchModel:
     (empty fields skipped), as a suite's ``text`` builds them."""
 
     def __init__(self, retriever: Retriever, name: str, revision: str | None = None, separator: str = " "):
-        require("mteb", "mteb", "The MTEB search wrapper")
+        require("mteb", "The MTEB search wrapper")
         self.retriever, self.separator = retriever, separator
         self._name, self._revision = name, revision
 

@@ -19,7 +19,7 @@ from harness.suite_schema import MtebSource
 
 
 def _task(source: MtebSource, where: str):
-    mteb = require("mteb", "mteb", f"{where}: `source: {{kind: mteb}}`")
+    mteb = require("mteb", f"{where}: `source: {{kind: mteb}}`")
     try:
         metadata = mteb.get_task(source.task).metadata
     except (KeyError, ValueError) as e:
