@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import interrupts
+from harness import interrupts, progress
 from harness.errors import HarnessError
 from harness.executors import EXECUTORS
 from harness.interrupts import SigintWatch
@@ -120,12 +120,14 @@ def run(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="With --executor ray: units at once (default: one per core, or the cluster's CPUs)")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: join the running cluster at this address (HOST:PORT, or auto) instead of starting a local Ray")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="A failing unit is reported and the others still run; the command ends with the failed units and exit status 1")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars (on a terminal) or progress lines (otherwise)")] = False,
 ):
     """Run every (dataset, retriever) unit of one or more suites; existing results are skipped."""
     from harness.cli_models import plan_suites
     from harness.executors import get_executor
     from harness.grid import failure_line, run_grid, unit_gpus
 
+    progress.set_quiet(quiet)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
     units, by_path = plan_suites(suites, dataset, retriever, model, fmt.value if fmt else None, param, name, systems,
                                  sample=smoke, latency_queries=latency_queries, device=device,
@@ -342,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         # level set here would be overridden; warnings (such as counted drops) still show.
         logging.disable(logging.INFO)
     argv = sys.argv[1:] if argv is None else list(argv)
+    progress.quiet_libraries()  # before ir_datasets, transformers or huggingface_hub start a bar of their own
     try:
         code = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as e:

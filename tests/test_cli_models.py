@@ -39,6 +39,7 @@ def test_two_models_from_the_command_line_give_two_rows_like_a_suite_entry(offli
     done = run_cli("run", str(SCIFACT_SUITE), "-d", "scifact", "--model", MINILM_ID, "--model", str(folder),
                    "--format", "plain", "--param", "dim=128", *SAMPLE, "--results", str(results))
     assert done.returncode == 0, done.stderr
+    assert done.stderr.count("encoding documents: 100% (40/40 docs") == 2  # progress, one line per 10%
     rows = records(results)
     assert set(rows) == {"all-MiniLM-L6-v2@dim=128", "my-minilm@dim=128"}
     hub, local = rows["all-MiniLM-L6-v2@dim=128"], rows["my-minilm@dim=128"]

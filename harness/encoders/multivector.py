@@ -22,6 +22,7 @@ from contextlib import ExitStack, closing, nullcontext
 
 import numpy as np
 
+from harness import progress
 from harness.devices import resolve_device
 from harness.encoders.checkpoint import Checkpoint
 from harness.errors import UnknownNameError
@@ -215,6 +216,7 @@ class MultiVectorEncoder:
         with ExitStack() as stack:
             behind = stack.enter_context(_WriteBehind())
             chunks = stack.enter_context(closing(self._document_chunks(texts)))
+            chunks = progress.counted(chunks, "encoding documents", len(texts), "docs", size=lambda c: len(c[2]) - 1)
             try:
                 for base, flat, starts, keep in chunks:
                     counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64)
