@@ -188,10 +188,10 @@ def import_mteb(path: Path, results: Path, suites_dir: Path = Path("suites")) ->
 def _write_reference(store: ResultStore, suite: Suite, spec: DatasetSpec, result, split: str, entry: dict,
                      model: str, revision: str, file: Path) -> Path:
     metrics = {name: float(v) for k, v in entry.items() if (name := from_mteb_metric(k)) and isinstance(v, (int, float))}
-    main = next((from_mteb_metric(k) for k, v in entry.items() if k != "main_score" and v == entry["main_score"]
-                 and from_mteb_metric(k) == spec.main_metric), None) or spec.main_metric
-    if main not in metrics:
-        main = next(iter(metrics))
+    if not metrics:
+        raise FormatError(f"{file}: the {split}/{entry['hf_subset']} scores of {result.task_name} hold no retrieval "
+                          "metric (ndcg_at_k, map_at_k, recall_at_k, ...); give a retrieval task's result file.")
+    main = spec.main_metric if spec.main_metric in metrics else next(iter(metrics))
     protocol = {"mteb": {"task": result.task_name, "dataset_revision": result.dataset_revision, "split": split,
                          "hf_subset": entry["hf_subset"], "mteb_version": result.mteb_version},
                 "dataset": spec.name, "suite": suite.name, "language": spec.language}
