@@ -16,7 +16,7 @@ from harness.data.sources import RawData
 from harness.errors import DataError, DataUnavailableError, FormatError
 from harness.formats import trec
 from harness.hashing import file_sha256
-from harness.suite_schema import LocalSource
+from harness.suite_sources import LocalSource
 
 
 def _paths(source: LocalSource, where: str) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.data.sources import RawData
 from harness.errors import DataUnavailableError, UnknownNameError
 from harness.extras import require
-from harness.suite_schema import MtebSource
+from harness.suite_sources import MtebSource
 
 
 def _task(source: MtebSource, where: str):
