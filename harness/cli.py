@@ -1,5 +1,6 @@
-"""Command line: ``harness list | run | evaluate | import | report | compare | regress`` (the last two
-in ``harness.cli_compare``).
+"""Command line: ``harness list | run | evaluate | import | report | compare | regress | export |
+import-mteb`` (``compare`` and ``regress`` in ``harness.cli_compare``, the MTEB commands in
+``harness.cli_mteb``; ``run``'s models and several suites in ``harness.cli_models``).
 
 Commands stay thin: they parse options, call one public function, and print. Heavy libraries are
 imported inside the commands that need them, so ``harness list`` starts fast.
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import interrupts
+from harness import interrupts, progress
 from harness.errors import HarnessError
 from harness.executors import EXECUTORS
 from harness.interrupts import SigintWatch
@@ -94,11 +95,19 @@ def list_(suites_dir: Annotated[Path, typer.Option("--suites", help="Folder of s
     console.print(table)
 
 
+CheckpointFormat = Enum("CheckpointFormat", {f: f for f in ("auto", "stanford", "pylate", "plain")}, type=str)
+
+
 @app.command()
 def run(
-    suite: SuiteArg,
+    suites: Annotated[list[Path], typer.Argument(help="Suite files, e.g. suites/beir.yaml (one or more)")],
     dataset: Annotated[Optional[list[str]], typer.Option("--dataset", "-d", help="Dataset name (repeatable); default: all")] = None,
     retriever: Annotated[Optional[list[str]], typer.Option("--retriever", "-r", help="Retriever name or module:Class (repeatable); default: the suite's")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="Evaluate this checkpoint (hub id or folder) with the late-interaction retriever (repeatable)")] = None,
+    fmt: Annotated[Optional[CheckpointFormat], typer.Option("--format", help="With --model: the checkpoint format (default: detected)")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="With --model: a retriever setting, key=value (repeatable; e.g. dim=128, storage=int8)")] = None,
+    name: Annotated[Optional[list[str]], typer.Option("--name", help="With --model: the result's row name, one per --model (default: from the model id)")] = None,
+    systems: Annotated[Optional[Path], typer.Option("--retrievers", help="YAML file of retriever configurations (a suite's `retrievers:` section), run on every suite")] = None,
     results: ResultsOpt = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Redo units whose result already exists")] = False,
     max_queries: Annotated[Optional[int], typer.Option("--max-queries", min=1, help="Smoke run: this many judged queries (marked in the protocol card)")] = None,
@@ -111,18 +120,20 @@ def run(
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="With --executor ray: units at once (default: one per core, or the cluster's CPUs)")] = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: join the running cluster at this address (HOST:PORT, or auto) instead of starting a local Ray")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="A failing unit is reported and the others still run; the command ends with the failed units and exit status 1")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars (on a terminal) or progress lines (otherwise)")] = False,
 ):
-    """Run every (dataset, retriever) unit of a suite; existing results are skipped."""
+    """Run every (dataset, retriever) unit of one or more suites; existing results are skipped."""
+    from harness.cli_models import plan_suites
     from harness.executors import get_executor
     from harness.grid import failure_line, run_grid
-    from harness.pipeline import plan
-    from harness.suite import load_suite
 
-    s = load_suite(suite)
+    progress.set_quiet(quiet)
     smoke = (max_queries, max_documents) if (max_queries or max_documents) else None
-    units = plan(s, dataset, _expand_names(s, retriever), sample=smoke, latency_queries=latency_queries,
-                 device=device, trust_remote_code=trust_remote_code, shard_tokens=shard_tokens)
+    units, by_path = plan_suites(suites, dataset, retriever, model, fmt.value if fmt else None, param, name, systems,
+                                 sample=smoke, latency_queries=latency_queries, device=device,
+                                 trust_remote_code=trust_remote_code, shard_tokens=shard_tokens)
     if executor is ExecutorName.ray:  # workers may start elsewhere: paths must not depend on this folder
+        by_path = {str(Path(p).resolve()): s for p, s in by_path.items()}
         units = [replace(u, suite_path=str(Path(u.suite_path).resolve())) for u in units]
         results = results.resolve()
     ended = 0
@@ -131,6 +142,7 @@ def run(
         nonlocal ended
         ended += 1
         unit = finished.item
+        s = by_path[unit.suite_path]
         if finished.failed:
             console.print(f"{'failed':>7}  {unit.dataset:<16} {unit.retriever:<28} "
                           f"{escape(failure_line(finished, s.name).split(': ', 1)[1])}", soft_wrap=True)
@@ -147,7 +159,9 @@ def run(
             report = run_grid(units, engine, results, force=force, keep_going=keep_going,
                               show=show)
         except KeyboardInterrupt:  # the unit that was running (local), or the first not ended (ray)
-            _stop(interrupts.message(_unit_name(s, units[ended]), ended + 1, len(units), ended, results, stopped=True))
+            unit = units[ended]
+            _stop(interrupts.message(_unit_name(by_path[unit.suite_path], unit), ended + 1, len(units), ended,
+                                     results, stopped=True))
     counts = report.cache_counts
     if counts:
         console.print(f"vector cache: {counts['misses']} encoded, {counts['hits']} reused")
@@ -159,7 +173,8 @@ def run(
     if report.failures:
         console.print(f"{len(report.failures)} of {len(units)} units failed:", highlight=False)
         for finished in report.failures:
-            console.print(f"  {escape(failure_line(finished, s.name))}", highlight=False, soft_wrap=True)
+            console.print(f"  {escape(failure_line(finished, by_path[finished.item.suite_path].name))}",
+                          highlight=False, soft_wrap=True)
         sys.exit(1)
 
 
@@ -170,18 +185,6 @@ def _unit_name(suite, unit) -> str:
 def _stop(message: str) -> None:
     err_console.print(message, highlight=False, markup=False, soft_wrap=True)
     sys.exit(interrupts.EXIT_STATUS)
-
-
-def _expand_names(suite, names: list[str] | None) -> list[str] | None:
-    """A sweep's base name on the command line means all of its points."""
-    if not names:
-        return None
-    configs = suite.retriever_configs()
-    out = []
-    for name in names:
-        points = [label for label in configs if label.split("@")[0] == name and "@" in label]
-        out.extend(points or [name])
-    return out
 
 
 @app.command()
@@ -287,6 +290,9 @@ def report(
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the plots (always with html)")] = True,
 ):
     """Tables of retrievers x datasets, plots and one HTML page from stored results, under reports/."""
+    from harness.extras import require
+
+    require("matplotlib", "harness report")
     from harness.report import write_reports
 
     written = write_reports(results, out, fmt, metric=metric, force=force, baseline=baseline, plots=plots,
@@ -338,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         # level set here would be overridden; warnings (such as counted drops) still show.
         logging.disable(logging.INFO)
     argv = sys.argv[1:] if argv is None else list(argv)
+    progress.quiet_libraries()  # before ir_datasets, transformers or huggingface_hub start a bar of their own
     try:
         code = app(args=argv, prog_name="harness", standalone_mode=False)
     except HarnessError as e:
@@ -362,4 +369,4 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands kept in their own modules register on ``app`` when imported; last, so that what they
 # import from here is defined.
-from harness import cli_compare  # noqa: E402,F401
+from harness import cli_compare, cli_mteb  # noqa: E402,F401

@@ -19,7 +19,7 @@ import numpy as np
 from harness import significance
 from harness.errors import HarnessError, ProtocolMismatchError
 from harness.protocol import MISMATCH_MARK, ProtocolCard
-from harness.results import MANIFEST, PER_QUERY, RECORD, ResultRecord, load_per_query, load_record, result_folders
+from harness.results import MANIFEST, PER_QUERY, RECORD, REPORTED, ResultRecord, load_per_query, load_record, result_folders
 
 TIE = 1e-12  # per-query differences this small are float noise: a tie
 # The mark report tables put on forced cross-protocol cells (harness.report.tables); not imported
@@ -44,7 +44,8 @@ def load_results(path: str | Path, role: str = "results") -> list[Result]:
     if not folders:
         raise HarnessError(f"No results under the {role} {path}: expected <suite>/<dataset>/<retriever>/{RECORD} "
                            "below it, or a single result folder. Run `harness run` first, or point to the right folder.")
-    return [_load(folder) for folder in folders]
+    # Reference rows (`harness import-mteb`) have no per-query scores to pair: reports show them.
+    return [r for r in (_load(folder) for folder in folders) if r.record.origin != REPORTED]
 
 
 def _load(folder: Path) -> Result:

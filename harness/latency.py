@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import progress
+
 PERCENTILES = (50, 95, 99)
 
 
@@ -58,7 +60,7 @@ def measure(retriever, ids: list[str], texts: list[str], k: int, queries: int = 
     for i in warm:
         one(i)
     total, search = [], []
-    for i in chosen:
+    for i in progress.counted(chosen, "latency sampling", len(chosen), "queries"):
         total.append(one(i))
         # Retrievers that time their own search phase (after query encoding) report it in cost().
         inner = retriever.cost().get("search_s")

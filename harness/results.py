@@ -39,6 +39,9 @@ PER_QUERY = "per_query.parquet"
 RUN = "run.trec.gz"
 MANIFEST = "manifest.json"
 FILES = (RECORD, PER_QUERY, RUN)
+# A reference row (`harness import-mteb`): numbers as reported elsewhere, a record without
+# per-query scores or run; its manifest says so, and covers the record alone.
+REPORTED = "reported"
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ class ResultRecord(BaseModel):
     suite: str
     dataset: str
     retriever: dict[str, Any]  # name, class, params
-    origin: str = "retriever"  # or "imported" for an external run file
+    origin: str = "retriever"  # "imported" for an external run file, "reported" for a reference row
     protocol: dict[str, Any]
     protocol_hash: str
     card_hash: str
@@ -178,7 +181,10 @@ def verify_result(folder: str | Path) -> None:
     """``DamagedResultError`` unless every file of the result folder matches its manifest."""
     folder = Path(folder)
     try:
-        integrity.read_manifest(folder / MANIFEST, FILES)
+        manifest = integrity.read_manifest(folder / MANIFEST, (RECORD,))
+        missing = [] if manifest.get("origin") == REPORTED else [n for n in FILES if n not in manifest[integrity.FILES]]
+        if missing:
+            raise CorruptFileError(folder / MANIFEST, f"lists no checksum for {missing[0]}")
     except CorruptFileError as e:
         raise DamagedResultError(folder, e) from None
 

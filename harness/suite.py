@@ -132,7 +132,7 @@ def load_suite(path: str | Path) -> Suite:
         if not isinstance(entry, dict):
             problems.append(fail(("datasets", name), "a dataset entry is a mapping of fields."))
             continue
-        merged = {**defaults, **entry, "name": str(name)}
+        merged = _local_paths({**defaults, **entry, "name": str(name)}, path.parent)
         try:
             datasets[str(name)] = DatasetSpec.model_validate(merged)
         except ValidationError as e:
@@ -153,6 +153,57 @@ def load_suite(path: str | Path) -> Suite:
     if problems:
         raise SuiteError("\n".join(str(p) for p in problems))
     return Suite(name=data["name"], path=path, description=data.get("description", ""), datasets=datasets, retrievers=retrievers)
+
+
+def load_retrievers(path: str | Path) -> dict[str, RetrieverSpec]:
+    """A retrievers file (``harness run --retrievers systems.yaml``): a suite's ``retrievers:``
+    section on its own, as a top-level mapping or under a ``retrievers:`` key; errors name the
+    file, line and field as a suite's do."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except OSError as e:
+        raise SuiteError(f"Retrievers file {path} cannot be read ({e.strerror}). Give a YAML file of "
+                         "retriever configurations, as a suite's `retrievers:` section.") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise SuiteError(f"{path}: not a valid retrievers file ({getattr(e, 'problem', None) or e}). Fix the YAML: a "
+                         "mapping of names to `{class: ..., params: {...}}`.") from None
+    prefix: tuple = ()
+    if isinstance(data, dict) and set(data) == {"retrievers"}:
+        data, prefix = data["retrievers"], ("retrievers",)
+    if not isinstance(data, dict) or not data:
+        raise SuiteError(f"{path}: a retrievers file is a mapping of configuration names to entries "
+                         "(`bm25: {class: bm25, params: {k1: 0.9}}`), as a suite's `retrievers:` section.")
+    out, problems = {}, []
+    for name, entry in data.items():
+        try:
+            out[str(name)] = RetrieverSpec.model_validate(entry if isinstance(entry, dict) else {"class": entry})
+        except ValidationError as e:
+            for err in e.errors():
+                loc = prefix + (name,) + tuple(err["loc"])
+                line = _line_of(root, loc)
+                problems.append(f"{path}:{line}: field `{'.'.join(map(str, loc))}`: {_message(err)}" if line
+                                else f"{path}: field `{'.'.join(map(str, loc))}`: {_message(err)}")
+    if problems:
+        raise SuiteError("\n".join(problems))
+    return out
+
+
+def _local_paths(entry: dict, folder: Path) -> dict:
+    """A local source's folder is relative to the suite file's (so the suite runs from any working
+    directory, and on workers); a BEIR folder's judgments, and an MTEB task's split, are those of the
+    dataset's split."""
+    source = entry.get("source")
+    if isinstance(source, dict) and source.get("kind") == "mteb" and "split" not in source and "split" in entry:
+        return {**entry, "source": {**source, "split": entry["split"]}}  # MTEB's split is the dataset's
+    if not (isinstance(source, dict) and source.get("kind") == "local" and isinstance(source.get("path"), str)):
+        return entry
+    source = {**source, "path": str((folder / Path(source["path"]).expanduser()).resolve())}
+    if source.get("format") == "beir" and "judgments" not in source and isinstance(entry.get("split"), str):
+        source["judgments"] = f"qrels/{entry['split']}.tsv"
+    return {**entry, "source": source}
 
 
 def _message(err: dict) -> str:

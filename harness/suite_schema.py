@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, T
 
 from harness.errors import DataUnavailableError, UnknownNameError
 from harness.metrics import DEFAULT_METRICS, parse_metric
+from harness.suite_sources import LocalSource, MtebSource
 
 
 class _Strict(BaseModel):
@@ -160,7 +161,7 @@ class HuggingFaceSource(_Strict):
         return f"{repo}@{commit[:7]}:{self.queries.files[0]}"
 
 
-SOURCE_KINDS = ("ir_datasets", "huggingface")
+SOURCE_KINDS = ("ir_datasets", "huggingface", "local", "mteb")
 
 
 def _kind(value: Any) -> str | None:
@@ -169,7 +170,8 @@ def _kind(value: Any) -> str | None:
 
 # One model per `kind`; an unknown or missing kind is one error naming the kinds there are.
 Source = Annotated[
-    Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")],
+    Annotated[IrDatasetsSource, Tag("ir_datasets")] | Annotated[HuggingFaceSource, Tag("huggingface")]
+    | Annotated[LocalSource, Tag("local")] | Annotated[MtebSource, Tag("mteb")],
     Discriminator(_kind, custom_error_type="source_kind",
                   custom_error_message="`kind` is missing or unknown: a source's kind is one of "
                                        + ", ".join(SOURCE_KINDS)),
@@ -230,6 +232,17 @@ class Sample(_Strict):
     seed: int = 0
 
 
+class MtebTask(_Strict):
+    """The MTEB task a dataset is: where ``harness export --format mteb`` files its results and
+    ``harness import-mteb`` finds reference numbers. A label, outside the protocol card: it changes
+    no score. ``subset`` is MTEB's hf_subset (default: the task's only one, else the dataset's
+    language); ``split`` defaults to the dataset's."""
+
+    task: str = Field(min_length=1)
+    subset: str | None = None
+    split: str | None = None
+
+
 class DatasetSpec(_Strict):
     name: str
     # Absent only for a dataset listed as `unavailable` (one that cannot be had).
@@ -253,6 +266,7 @@ class DatasetSpec(_Strict):
     # False for a dataset reported beside a suite but outside its average (BEIR's MS MARCO: in
     # domain for most models, so not part of the zero-shot average).
     in_average: bool = True
+    mteb: MtebTask | None = None
     # Why the dataset cannot be run (e.g. a licensed corpus); it is listed, and refused by `run`.
     unavailable: str | None = Field(default=None, min_length=1)
 

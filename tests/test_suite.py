@@ -111,7 +111,7 @@ def test_duplicate_dataset_names_are_an_error(tmp_path):
 def test_unknown_source_kind_and_missing_fields(tmp_path):
     path = write(tmp_path, GOOD.replace("{kind: ir_datasets, id: beir/scifact/test}", "{kind: ftp, id: x}"))
     with pytest.raises(SuiteError, match=r"field `datasets.scifact.source`: `kind` is missing or unknown: a source's "
-                                         r"kind is one of ir_datasets, huggingface\."):
+                                         r"kind is one of ir_datasets, huggingface, local, mteb\."):
         load_suite(path)
     path = write(tmp_path, "name: x\ndatasets:\n  d: {source: {kind: ir_datasets, id: a}}\n")
     with pytest.raises(SuiteError) as e:

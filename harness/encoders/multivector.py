@@ -22,6 +22,7 @@ from contextlib import ExitStack, closing, nullcontext
 
 import numpy as np
 
+from harness import progress
 from harness.devices import resolve_device
 from harness.encoders.batches import length_sorted_batches
 from harness.encoders.checkpoint import Checkpoint
@@ -205,8 +206,10 @@ class MultiVectorEncoder:
         chunks = _rechunk(texts, self.chunk_documents)
         yield from _ahead(tokens, chunks) if self.tokenize_ahead else map(tokens, chunks)
 
-    def encode_documents(self, texts, writer: Callable[[np.ndarray, int], TokenStoreWriter]) -> TokenStore:
-        """Encode ``texts`` (a list, or batches of texts) into a token store; ``writer(counts, dim)``
+    def encode_documents(self, texts, writer: Callable[[np.ndarray, int], TokenStoreWriter],
+                         total: int | None = None) -> TokenStore:
+        """Encode ``texts`` (a list, or batches of texts: then ``total`` says how many, for the
+        progress shown) into a token store; ``writer(counts, dim)``
         makes the store's writer from the first chunk's row counts, and later chunks ``extend`` it.
 
         Batches are built from a chunk's flat array of token ids (no per-document tensors). Each
@@ -218,6 +221,8 @@ class MultiVectorEncoder:
         with ExitStack() as stack:
             behind = stack.enter_context(_WriteBehind())
             chunks = stack.enter_context(closing(self._document_chunks(texts)))
+            count = len(texts) if total is None else total
+            chunks = progress.counted(chunks, "encoding documents", count, "docs", size=lambda c: len(c[2]) - 1)
             try:
                 for base, flat, starts, keep in chunks:
                     counts = np.add.reduceat(keep, starts[:-1]).astype(np.int64)

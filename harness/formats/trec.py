@@ -47,6 +47,10 @@ def _reading(path: Path, what: str) -> Iterator[Iterator[tuple[int, str]]]:
             yield _decoded_lines(path, raw, what)
 
 
+# (line number, text) of any UTF-8 text file, named in errors as ``what``: local collections too.
+text_lines = _reading
+
+
 def _decoded_lines(path: Path, stream, what: str) -> Iterator[tuple[int, str]]:
     lineno = 0
     try:

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from harness import progress
+
 STORAGE_KINDS = ("fp32", "fp16", "int8", "residual-1", "residual-2", "residual-4")
 RESIDUAL_BITS = (1, 2, 4)  # a whole number of buckets per byte
 # Similarities per step of the nearest-centroid search (rows x centroids): 16M float32 = 64 MiB.
@@ -241,7 +243,7 @@ def _kmeans(points: np.ndarray, k: int, iters: int, rng: np.random.Generator) ->
     assign = torch.empty(len(points), dtype=torch.int64)
     step = max(1, _ASSIGN_ELEMS // k)
     with torch.inference_mode():
-        for _ in range(iters):
+        for _ in progress.counted(range(iters), f"k-means ({k} centroids)", iters, "iterations"):
             c = torch.from_numpy(centroids)
             neg_half_sq = -0.5 * (c * c).sum(dim=1)
             for r0 in range(0, len(points), step):  # argmin |x - c|^2 = argmax x.c - |c|^2 / 2

@@ -6,7 +6,7 @@ import csv
 import io
 
 from harness.report.marks import BETTER, WORSE
-from harness.report.tables import AVG, MISMATCH_MARK, Table, fmt
+from harness.report.tables import AVG, MISMATCH_MARK, REPORTED_MARK, Table, fmt
 from harness.report.tie_marks import TIE_MARK
 
 
@@ -33,7 +33,7 @@ def _row_header(table: Table) -> str:
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  MISMATCH_MARK: r"$^\dagger$", TIE_MARK: r"$^\ddagger$", "×": r"$\times$", "≤": r"$\leq$",
+                  MISMATCH_MARK: r"$^\dagger$", REPORTED_MARK: r"$^{r}$", TIE_MARK: r"$^\ddagger$", "×": r"$\times$", "≤": r"$\leq$",
                   BETTER: r"$^{\blacktriangle}$", WORSE: r"$^{\blacktriangledown}$"}
 
 

@@ -22,9 +22,10 @@ from harness.hashing import sha256
 from harness.protocol import MISMATCH_MARK, ProtocolCard
 from harness.report.tie_marks import NOTE as TIE_NOTE
 from harness.report.tie_marks import tie_marks
-from harness.results import ResultRecord
+from harness.results import REPORTED, ResultRecord
 
 AVG = "Avg"  # the average column's key in cells, parts and significance marks
+REPORTED_MARK = "ʳ"  # a reference row (`harness import-mteb`): numbers as reported, under MTEB's protocol
 
 Cell = tuple[str, str]  # (row, column)
 
@@ -147,8 +148,11 @@ class Table:
         text += "."
         if self.kind != "languages":
             text += " Protocol hashes: " + ", ".join(f"{c} {self.column_protocols[c][:8]}" for c in self.columns) + "."
-        if self.marks:
+        if MISMATCH_MARK in self.marks.values():
             text += f" {MISMATCH_MARK} measured under another protocol than the column's (forced)."
+        if REPORTED_MARK in self.marks.values():
+            text += (f" {REPORTED_MARK} reported in MTEB's result files, under MTEB's loading of the data; no "
+                     "per-query scores, so never tested for significance.")
         if self.tie_marks:
             text += " " + TIE_NOTE
         if self.significance:
@@ -237,11 +241,12 @@ class _DatasetColumn:
 
 def _dataset_column(suite: str, dataset: str, recs: list[ResultRecord], labels: dict[str, str],
                     metric: str | None, force: bool) -> _DatasetColumn:
-    hashes = Counter(r.protocol_hash for r in recs)
+    own = [r for r in recs if r.origin != REPORTED] or recs  # reference rows stand beside, marked
+    hashes = Counter(r.protocol_hash for r in own)
     main_hash = hashes.most_common(1)[0][0]
     if len(hashes) > 1 and not force:
-        raise _mismatch(suite, dataset, recs)
-    main = next(r for r in recs if r.protocol_hash == main_hash)
+        raise _mismatch(suite, dataset, own)
+    main = next(r for r in own if r.protocol_hash == main_hash)
     column = _DatasetColumn(dataset, metric or main.main_metric, main_hash, main.protocol, {}, {}, {})
     for r in recs:
         if column.metric not in r.metrics:
@@ -257,7 +262,9 @@ def _dataset_column(suite: str, dataset: str, recs: list[ResultRecord], labels: 
         column.keys[row] = result_id(r)
         if r.ties and r.ties.get("metric") == column.metric:
             column.bounds[row] = (r.ties["pessimistic"], r.ties["optimistic"])
-        if r.protocol_hash != main_hash:
+        if r.origin == REPORTED and main.origin != REPORTED:
+            column.marks[row] = REPORTED_MARK
+        elif r.protocol_hash != main_hash:
             column.marks[row] = MISMATCH_MARK
     return column
 
@@ -272,7 +279,7 @@ def _fill(table: Table, name: str, members: list[_DatasetColumn], suite: str) ->
         table.parts[(row, name)] = [Part(m.keys[row], f"{suite}/{m.name}", m.metric, 1 / len(members))
                                     for m in members]
         if any(row in m.marks for m in members):
-            table.marks[(row, name)] = MISMATCH_MARK
+            table.marks[(row, name)] = next(m.marks[row] for m in members if row in m.marks)
         if len(members) == 1 and row in members[0].bounds:
             table.tie_bounds[(row, name)] = members[0].bounds[row]
 
@@ -364,17 +371,17 @@ def _language_matrix(suite_tables, metric: str | None) -> Table | None:
         for row in rows:
             if not all(row in m.values for _, _, ms in members for m in ms):
                 continue
-            parts, value, marked = [], 0.0, False
+            parts, value, marked = [], 0.0, ""
             for suite, _, ms in members:
                 for m in ms:  # a group's members share its unit's weight
                     w = 1 / (len(members) * len(ms))
                     value += w * m.values[row]
                     parts.append(Part(m.keys[row], f"{suite}/{m.name}", m.metric, w))
-                    marked |= row in m.marks
+                    marked = marked or m.marks.get(row, "")
             matrix.cells[(row, language)] = value
             matrix.parts[(row, language)] = parts
             if marked:
-                matrix.marks[(row, language)] = MISMATCH_MARK
+                matrix.marks[(row, language)] = marked
     matrix.cards.sort(key=lambda item: item[0])
     return matrix
 

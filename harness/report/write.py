@@ -11,7 +11,7 @@ from harness.report import formats, html
 from harness.report.marks import mark_significance
 from harness.report.plots import make_plots
 from harness.report.tables import build_tables, result_id
-from harness.results import ResultStore, load_per_query
+from harness.results import REPORTED, ResultStore, load_per_query
 
 FORMATS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
 
@@ -67,7 +67,8 @@ def write_reports(results: str | Path, out: str | Path, formats_: list[str] | No
     drawn = []
     if plots or "html" in chosen:
         folder = out / _stem(metric, "plots")
-        drawn = make_plots(records, tables, folder, metric=metric)
+        # Reference rows carry no costs or per-query scores: the plots draw measured results only.
+        drawn = make_plots([r for r in records if r.origin != REPORTED], tables, folder, metric=metric)
         written += [path for p in drawn for path in (p.png, p.svg)]
         # The plots folder is the report's: a plot the results no longer allow must not linger
         # beside the new ones (a page or paper would pick it up as current).

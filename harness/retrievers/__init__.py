@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from harness.errors import ParameterError, UnknownNameError
+from harness.extras import missing_extra, require_installed
 from harness.retrievers.base import Retriever
 
 ENTRY_POINT_GROUP = "harness.retrievers"
@@ -17,6 +18,11 @@ BUILTIN = {
     "dense": "harness.retrievers.dense:DenseRetriever",
     "late_interaction": "harness.retrievers.late_interaction:LateInteractionRetriever",
 }
+
+# What the built-in neural retrievers import when they encode (the neural extra): checked when the
+# class is resolved, so a missing one is named before any unit runs, not deep inside the first.
+NEEDS = {"dense": ("torch", "transformers", "sentence_transformers"),
+         "late_interaction": ("torch", "transformers", "safetensors")}
 
 __all__ = ["Retriever", "available", "resolve", "build", "class_path"]
 
@@ -35,7 +41,15 @@ def _import(path: str) -> type:
         module, _, attr = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as e:
+    except ImportError as e:
+        named = missing_extra(e, f"Retriever {path!r}")
+        if named is not None:
+            raise named from None
+        raise UnknownNameError(
+            f"Cannot import retriever class {path!r} ({type(e).__name__}: {e}). Give `module:Class` of an "
+            "importable module (installed, or on PYTHONPATH)."
+        ) from None
+    except (AttributeError, ValueError) as e:
         raise UnknownNameError(
             f"Cannot import retriever class {path!r} ({type(e).__name__}: {e}). Give `module:Class` of an "
             "importable module (installed, or on PYTHONPATH)."
@@ -49,6 +63,7 @@ def resolve(ref: str) -> type:
     """A registry name or a dotted path -> the retriever class."""
     names = available()
     if ref in names:
+        require_installed(NEEDS.get(ref, ()), f"Retriever {ref!r}")
         return _import(names[ref])
     if ":" in ref or "." in ref:
         return _import(ref)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import progress
 from harness.data.corpus import Documents
 from harness.retrievers.base import Retriever, as_documents
 from harness.runs import Run, tie_ranks, top_k
@@ -100,7 +101,7 @@ class BM25Retriever(Retriever):
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
         k = min(k, len(self._doc_ids))
         out: dict[str, dict[str, float]] = {}
-        for qid, tokens in zip(ids, self.tokenize(texts)):
+        for qid, tokens in progress.counted(zip(ids, self.tokenize(texts)), "BM25 search", len(ids), "queries"):
             scores = self._scores(tokens)
             top = top_k(scores, k, self._tie_ranks)
             # Documents sharing no term with the query score 0 and are not retrieved.

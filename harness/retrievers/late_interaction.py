@@ -164,7 +164,8 @@ class LateInteractionRetriever(Retriever):
         """The store of documents first..stop-1, read from the dataset in batches (the step of one
         shard, in this process or on a worker)."""
         encoder = self._encoder_()
-        return encoder.encode_documents(self._documents.batches(encoder.chunk_documents, first, stop), writer)
+        return encoder.encode_documents(self._documents.batches(encoder.chunk_documents, first, stop), writer,
+                                        total=stop - first)
 
     def count_span(self, first: int, stop: int) -> Any:
         """The vectors each of documents first..stop-1 stores (a sizing step of the shard plan)."""

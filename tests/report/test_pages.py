@@ -141,3 +141,57 @@ def test_html_page_renders_in_a_headless_browser(report, tmp_path):
         assert image.size == (1200, 2000)
         # Not a blank page: dark text and lines on white give a spread of grey levels.
         assert ImageStat.Stat(image.convert("L")).stddev[0] > 20
+
+
+# Opens the report in a frame and, once it has loaded, lists what the browser made of it: every
+# table's rows and laid-out width, every inline plot's size and drawn shapes, and every linked plot
+# file loaded as an image (its decoded size; 0 when it fails).
+_INSPECT = """<!doctype html><html><body><pre id="found">not loaded</pre>
+<iframe id="page" src="index.html" style="width:1200px;height:2000px"></iframe>
+<script>
+document.getElementById("page").onload = async (event) => {
+  const doc = event.target.contentDocument;
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
+  const tables = [...doc.querySelectorAll("table")].map(t => ({rows: t.rows.length, cells: t.querySelectorAll("td").length, box: box(t)}));
+  const plots = [...doc.querySelectorAll("figure svg")].map(s => ({box: box(s), shapes: s.querySelectorAll("path, line, rect, text, use").length}));
+  const files = [...doc.querySelectorAll('a[href$=".png"], a[href$=".svg"]')].map(a => a.getAttribute("href"));
+  const images = await Promise.all(files.map(href => new Promise(done => {
+    const image = new Image();
+    image.onload = () => done({href, size: [image.naturalWidth, image.naturalHeight]});
+    image.onerror = () => done({href, size: [0, 0]});
+    image.src = href;
+  })));
+  document.getElementById("found").textContent = JSON.stringify({title: doc.title, tables, plots, images});
+};
+</script></body></html>
+"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: chromium)")
+def test_every_table_and_plot_of_the_page_loads_in_chromium(report, results, tmp_path):
+    """The page as a browser lays it out: no mock, Chromium itself, headless."""
+    import json
+
+    out, written = report
+    page = tmp_path / "reports"
+    shutil.copytree(out, page)
+    (page / "inspect.html").write_text(_INSPECT, encoding="utf-8")
+    done = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                           "--virtual-time-budget=20000", "--dump-dom", (page / "inspect.html").as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    found = re.search(r'<pre id="found">(.*?)</pre>', done.stdout, re.S)
+    assert found and found.group(1) != "not loaded", done.stderr[-2000:]
+    seen = json.loads(html.unescape(found.group(1)))
+    tables = build_tables([r for _, r in ResultStore(results).records()])
+    assert len(seen["tables"]) == len(tables) == 4
+    for table, shown in zip(tables, seen["tables"]):
+        assert shown["rows"] == len(table.rows) + 1  # the header and one row per retriever
+        assert shown["cells"] == len(table.rows) * (len(table.columns) + 2)  # row label, columns, Avg
+        assert shown["box"][0] > 100 and shown["box"][1] > 20
+    svgs = sorted(p.relative_to(out).as_posix() for p in written if p.suffix == ".svg")
+    assert len(seen["plots"]) == len(svgs) == 13
+    assert all(p["box"][0] > 100 and p["box"][1] > 100 and p["shapes"] > 5 for p in seen["plots"])
+    images = {i["href"]: i["size"] for i in seen["images"]}
+    assert sorted(images) == sorted(svgs + [s[:-4] + ".png" for s in svgs])
+    broken = [href for href, (width, height) in images.items() if not (width > 100 and height > 100)]
+    assert not broken, f"did not load as images: {broken}"

@@ -35,7 +35,7 @@ class _ById:
 # parser change alters the cached rows: a new release reads the files again) but not the protocol
 # card, which names the files read: upgrading the parser leaves stored results comparable.
 # Hub files are parsed by the harness's own code (pyarrow only reads Parquet's typed columns).
-PARSERS = {"ir_datasets": ("ir_datasets",), "huggingface": ()}
+PARSERS = {"ir_datasets": ("ir_datasets",), "huggingface": (), "local": (), "mteb": ("mteb", "datasets")}
 
 
 def get_source(kind: str):
@@ -49,4 +49,12 @@ def get_source(kind: str):
         from harness.data.sources import huggingface
 
         return huggingface
+    if kind == "local":
+        from harness.data.sources import local
+
+        return local
+    if kind == "mteb":
+        from harness.data.sources import mteb_tasks
+
+        return mteb_tasks
     raise ValueError(f"unknown source kind {kind!r}")  # unreachable: the suite schema validates kinds

@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import progress
 from harness.data.sources import RawData
 from harness.errors import DataUnavailableError, UnknownNameError
 from harness.paths import ir_datasets_home
@@ -107,7 +108,8 @@ def read(dataset_id: str, where: str) -> RawData:
         if failure is not None:  # offline: say so now, before ir_datasets starts its retries
             raise _unavailable(dataset_id, where, failure)
     try:
-        documents = [(d.doc_id, getattr(d, "title", "") or "", d.text or "") for d in dataset.docs_iter()]
+        documents = [(d.doc_id, getattr(d, "title", "") or "", d.text or "")
+                     for d in progress.counted(dataset.docs_iter(), f"reading {dataset_id}", _count(dataset), "docs")]
         queries = [(q.query_id, q.text or "") for q in dataset.queries_iter()]
         judgments = [(j.query_id, j.doc_id, int(j.relevance)) for j in dataset.qrels_iter()]
     except (OSError, ConnectionError) as e:  # requests' errors derive from OSError
@@ -141,6 +143,14 @@ def _unavailable(dataset_id: str, where: str, error: Exception) -> DataUnavailab
         f"{home}. Either put the source files there ({files or 'see ir_datasets docs for ' + dataset_id}{more}), "
         "or set IR_DATASETS_HOME to a folder that already holds them, then run again."
     )
+
+
+def _count(dataset) -> int:
+    """The corpus size ir_datasets states (0 when it states none: no progress is shown)."""
+    try:
+        return int(dataset.docs_count() or 0)
+    except Exception:  # some datasets compute it by reading the corpus, or cannot
+        return 0
 
 
 def cache_location() -> Path:
