@@ -98,4 +98,8 @@ def test_a_malformed_retrievers_file_names_its_line(tmp_path):
     systems.write_text("bm25: {class: bm25}\nmine:\n  klass: bm25\n")
     done = run_cli("run", "suites/beir.yaml", "-d", "scifact", "--retrievers", str(systems))
     assert done.returncode == 2
-    assert done.stderr.startswith(f"error: {systems}:3: field `mine.klass`: unknown field"), done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("error: ") and len(lines) == 2, done.stderr  # both problems, each at its line
+    assert sorted(line.removeprefix("error: ") for line in lines) == [
+        f"{systems}:2: field `mine.class`: required field is missing.",
+        f"{systems}:3: field `mine.klass`: unknown field (a typo?). See the dataset fields in README.md."]
