@@ -22,15 +22,6 @@ STEP_TITLE = b"ray::harness_step"  # the process title of a Ray worker while it 
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def grid(cache_root, tmp_path_factory):
     """The suite, and the results of a local run of its two BM25 units."""
     root = tmp_path_factory.mktemp("ray-grid")

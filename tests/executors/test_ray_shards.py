@@ -41,15 +41,6 @@ SHARDS = re.compile(r"document shards: (\d+) encoded, (\d+) reused")
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def local(cache_root, tmp_path_factory):
     """The suite, and a local run of both retrievers, whose stores are cut into shards."""
     root = tmp_path_factory.mktemp("ray-shards")
