@@ -211,7 +211,8 @@ def test_storage_kinds_derive_from_one_document_encoding_with_exact_bytes():
     assert cost["index_bytes"] == n * (2 + 32) + k * 128 * 2 + 3 * 4 + 4 * 4 + 5 * 8
     assert cost["index_bytes"] == files_on_disk(residual._compressed.path)
     assert residual.settings()["storage_codec"] == {"kind": "residual", "nbits": 2, "n_centroids": None, "seed": 0,
-                                                    "kmeans_iters": 4, "points_per_centroid": 32}
+                                                    "kmeans_iters": 4, "points_per_centroid": 32,
+                                                    "kmeans": "faiss", "sample": "colbert-ai documents"}
 
 
 @pytest.mark.parametrize("storage", ["int8", "residual-4"])
