@@ -194,6 +194,9 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
     retriever = retrievers.build(rspec.class_, _run_params(rspec, unit))
     retriever.set_max_length(spec.max_length.query, spec.max_length.document)
     retriever.set_language(spec.language)
+    set_depth = getattr(retriever, "set_depth", None)  # an approximate index's defaults follow the depth
+    if set_depth is not None and spec.mode == "full":
+        set_depth(_search_depth(spec))
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
     first, first_identity = _first_stage(suite, spec, unit)
     card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
