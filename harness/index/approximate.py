@@ -29,6 +29,8 @@ FAISS_FIELDS = ("faiss_kind", "nlist", "pq_m", "pq_nbits", "nprobe", "hnsw_m", "
 FAISS_DEFAULTS = {"faiss_kind": "ivfpq", "pq_m": 16, "pq_nbits": 8, "nprobe": 10, "hnsw_m": 32,
                   "ef_construction": 40, "ef_search": 128, "faiss_depth": 1024}
 TRAIN_POINTS_PER_LIST = 64
+# Every retriever parameter that belongs to the index, not to the exact search under it.
+SETTING_NAMES = ("index", *PLAID_FIELDS, *FAISS_FIELDS)
 
 # Built parts by key, for the life of the process: (key digest) -> InvertedLists | FaissIndex.
 _BUILT: dict[str, Any] = {}
