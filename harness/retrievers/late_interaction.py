@@ -21,7 +21,7 @@ from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.errors import ParameterError
-from harness.index import cache, shards
+from harness.index import cache, shards, truncated
 from harness.index.compressed_store import CompressedStore
 from harness.index.approximate import IndexSettings
 from harness.index.compression import STORAGE_KINDS, codec_for
@@ -202,6 +202,9 @@ class LateInteractionRetriever(Retriever):
                     centroids += int(compressed.arrays["centroids"].shape[0])
             else:
                 index_bytes += shard.nbytes(dim)
+                if dim < shard.dim:  # searched as a float32 store already cut to dim (index/truncated.py)
+                    shard, truncated_hit = truncated.open_or_build(key, shard, dim)
+                    self._cost["truncated_cache"] = "hit" if truncated_hit else "miss"
             self._parts.append((first, shard, compressed))
         if self.codec is not None:
             self._cost.update({"compressed_cache": "hit" if hits == len(parts) else "miss", "codec_build_s": build_s})
@@ -246,6 +249,9 @@ class LateInteractionRetriever(Retriever):
         """(queries, dim) for the kernel over one shard. A compressed store is already cut to ``dim``
         and decompresses the rows the kernel reads; the queries are cut to match."""
         if compressed is None:
+            searched_dim = self._parts[0][1].dim if self._parts else queries.shape[-1]
+            if searched_dim < queries.shape[-1]:  # a truncated store: queries cut as the kernel would
+                return truncated.cut_queries(queries, searched_dim), None
             return queries, self.dim
         dim = compressed.dim
         if dim < queries.shape[-1]:
