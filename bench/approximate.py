@@ -90,7 +90,7 @@ def scaling(home: Path, scales: list[int], n: int) -> list[dict]:
     documents = next(p for p, m in manifests.items() if role(m) == "document" and "shard" not in m["key"])
     cut, _ = truncated.open_or_build(manifests[documents]["key"], truncated.TokenStore.load(documents), 128)
     residual = next(CompressedStore.load(p) for p, m in manifests.items() if role(m) == "compressed")
-    index = next(faiss_e2e.FaissIndex.load(p) for p, m in manifests.items() if role(m) == "faiss")
+    index = next((faiss_e2e.FaissIndex.load(p) for p, m in manifests.items() if role(m) == "faiss"), None)
     r = LateInteractionRetriever("sentence-transformers/all-MiniLM-L6-v2", format="plain")
     r.set_max_length(32, 300)
     from harness.data.load import load_dataset
@@ -112,6 +112,9 @@ def scaling(home: Path, scales: list[int], n: int) -> list[dict]:
             settings = plaid.PlaidSettings(**plaid.PlaidSettings.defaults(10))
             rows.append({"scale": scale, "documents": store.n_docs, "search": "plaid", **timed(
                 lambda i: plaid.plaid_search_one(q[i], mask[i], store, lists, settings, 10, ranks), n)})
+            if index is None:  # the suite's faiss units have not built theirs (yet)
+                print_table(rows[-2:], ["scale", "documents", "search", "p50 ms", "max ms"])
+                continue
             grown = faiss_e2e.FaissIndex(faiss.clone_index(index.index), index.manifest)
             for _ in range(scale - 1):
                 for r0 in range(0, cut.n_tokens, 65536):
@@ -132,8 +135,9 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="*", default=[1, 4, 16])
     parser.add_argument("--queries", type=int, default=10)
     args = parser.parse_args()
-    rows = quality(args.results)
-    print_table(rows, list(rows[0]))
+    rows = quality(args.results) if args.results.exists() else []
+    if rows:
+        print_table(rows, list(rows[0]))
     scale_rows = scaling(args.home, args.scales, args.queries) if args.home and args.scales else []
     print(write_json("approximate", {"machine": machine(), "quality": rows, "scaling": scale_rows}))
 

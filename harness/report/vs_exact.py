@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.report.pareto import pareto_frontier  # noqa: E402
-from harness.report.plots import _STYLE, Plot, _legend_outside, _points, _safe, _save, metric_name  # noqa: E402
+from harness.report.plots import (_STYLE, Plot, _legend_outside, _plain_log_ticks, _points, _safe,  # noqa: E402
+                                  _save, metric_name)
 from harness.report.tables import Table, result_id  # noqa: E402
 from harness.results import ResultRecord  # noqa: E402
 
@@ -47,10 +48,13 @@ def latency_vs_loss(records: list[ResultRecord], out: Path, metric: str | None) 
                  for p in points if p.record.vs_exact and p.record.vs_exact.get("latency_ms")]
         if not drawn:
             continue
-        exact = next((p.record.vs_exact.get("exact_latency_ms") for p in points if p.record.vs_exact
-                      and p.record.vs_exact.get("exact_latency_ms")), None)
-        if exact:
-            drawn.append(("exact", exact["p50"], 0.0))
+        references: dict[float, list[str]] = {}  # exact search's latency -> the indexes it is the reference of
+        for p in points:
+            exact = (p.record.vs_exact or {}).get("exact_latency_ms")
+            if exact:
+                references.setdefault(exact["p50"], []).append(p.label)
+        for ms, of in references.items():
+            drawn.append(("exact" if len(references) == 1 else f"exact (reference of {', '.join(of)})", ms, 0.0))
         frontier = pareto_frontier([(ms, delta) for _, ms, delta in drawn])
         with plt.rc_context(_STYLE):
             main = metric_name(metric or points[0].record.main_metric)
@@ -68,6 +72,7 @@ def _draw(suite: str, dataset: str, drawn: list[tuple[str, float, float]], front
             label="Pareto frontier")
     ax.axhline(0.0, color="#888", lw=0.8)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("search latency p50, one query (ms, log scale)")
     ax.set_ylabel(f"Δ {main} vs exact (×100)")
     ax.set_title(f"{suite}/{dataset}: latency against loss", fontsize=9)
