@@ -85,7 +85,7 @@ def child(args) -> dict:
     from harness.retrievers.late_interaction import LateInteractionRetriever
 
     documents = Corpus(DocumentTable(Path(args.corpus))).documents(("title", "text"), " ")
-    retriever = LateInteractionRetriever(args.model, format="plain", dim=128, threads=1,
+    retriever = LateInteractionRetriever(args.model, format="plain", dim=args.dim, threads=1,
                                          shard_tokens=args.shard_tokens, device="cpu")
     retriever.set_max_length(32, args.doc_maxlen)
     with running_steps("ray", args.workers) as steps:
@@ -111,14 +111,14 @@ def child(args) -> dict:
 def run_child(args, corpus: Path, home: Path, workers: int, queries: int, query_file: Path) -> dict:
     command = [sys.executable, __file__, "--child", "--corpus", str(corpus), "--home", str(home), "--model", args.model,
                "--workers", str(workers), "--queries", str(queries), "--query-file", str(query_file),
-               "--shard-tokens", str(args.shard_tokens), "--doc-maxlen", str(args.doc_maxlen)]
+               "--shard-tokens", str(args.shard_tokens), "--doc-maxlen", str(args.doc_maxlen), "--dim", str(args.dim)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def matmul_probe(dim: int = 128, rows: int = 1024, cols: int = 8192, repeat: int = 20) -> float:
+def matmul_probe(dim: int, rows: int = 1024, cols: int = 8192, repeat: int = 20) -> float:
     """GFLOP/s of the search kernel's product shape (document tile x dim @ dim x query rows), one
     thread, output preallocated (a fresh output each call measures the allocator too)."""
     import torch
@@ -144,7 +144,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--doc-maxlen", type=int, default=64)
     parser.add_argument("--shard-tokens", type=int, default=1 << 17)
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--dim", type=int, default=384, help="searched dim (384: the store's own, no cut)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
@@ -162,12 +163,12 @@ def main() -> None:
         args.model = str(cut_model(args.layers, tmp / "model"))
         query_file = tmp / "queries.json"
         query_file.write_text(json.dumps(query_texts))
-        gflops = matmul_probe()
+        gflops = matmul_probe(args.dim)
         sizes = []
         for size in args.sizes:
             corpus = write_corpus(rows, size, tmp / f"corpus-{size}.parquet")
             figures = run_child(args, corpus, tmp / f"home-{size}", args.workers, args.queries, query_file)
-            flops = 2 * 128 * figures["query_tokens"] * figures["tokens"]
+            flops = 2 * args.dim * figures["query_tokens"] * figures["tokens"]
             figures.update({"size": f"{size}x", "search_floor_s": flops / (gflops * 1e9),
                             "search_vs_floor": figures["search_s"] / (flops / (gflops * 1e9))})
             sizes.append(figures)

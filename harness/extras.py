@@ -16,13 +16,14 @@ EXTRAS = {
     "reports": "plots in `harness report`: matplotlib",
     "mteb": "MTEB export, import, the MTEB search wrapper and `source: {kind: mteb}`: mteb",
     "distributed": "`harness run --executor ray`: Ray",
+    "approximate": "residual storage's k-means and `index: faiss`: faiss-cpu",
 }
 
 
 # top-level modules -> the extra that installs them
 MODULE_EXTRAS = {"torch": "neural", "transformers": "neural", "sentence_transformers": "neural",
                  "safetensors": "neural", "matplotlib": "reports", "mteb": "mteb", "datasets": "mteb",
-                 "ray": "distributed"}
+                 "ray": "distributed", "faiss": "approximate"}
 
 
 def missing_extra(error: ImportError, needed_for: str) -> MissingDependencyError | None:

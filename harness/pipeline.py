@@ -195,6 +195,9 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
     retriever = retrievers.build(rspec.class_, _run_params(rspec, unit))
     retriever.set_max_length(spec.max_length.query, spec.max_length.document)
     retriever.set_language(spec.language)
+    set_depth = getattr(retriever, "set_depth", None)  # an approximate index's defaults follow the depth
+    if set_depth is not None and spec.mode == "full":
+        set_depth(_search_depth(spec))
     identity = {"name": unit.retriever, "class": retrievers.class_path(type(retriever)), "params": rspec.params}
     first, first_identity = _first_stage(suite, spec, unit)
     card = protocol_card(suite, spec, dataset, retriever.settings(), first_identity)
@@ -216,6 +219,7 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
     t = time.perf_counter()
     run, candidates = _retrieve(retriever, dataset, spec, first)
     timings["search_s"] = time.perf_counter() - t
+    scored = getattr(retriever, "_scored_per_query", None)  # before latency queries replace it
     require_finite(run, f"Retriever {unit.retriever!r} on dataset {spec.name!r} of suite {suite.name!r}")
     queries_per_s = len(dataset.queries) / timings["search_s"] if timings["search_s"] > 0 else None
     run = apply_protocol(run, spec)
@@ -237,10 +241,37 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
         metrics=evaluation.mean, n_queries=len(evaluation.query_ids), timings=timings,
         cost={**cost, "peak_rss_bytes": memory.bytes(), "peak_rss_scope": memory.scope},
         ties=tie_record(evaluation, "trec_eval"), environment=capture(), created=now(),
+        vs_exact=_vs_exact(suite, spec, unit, rspec, dataset, card, first_identity, documents, run, evaluation,
+                           scored, cost, results),
     )
     log.info("%s: writing the result", where)
     folder = store.write(record, evaluation, run, force=force)
     return Outcome(unit, "done", folder, evaluation.mean, spec.main_metric, record.ties)
+
+
+def _vs_exact(suite, spec, unit, rspec, dataset, card, first_identity, documents, run, evaluation, scored, cost,
+              results) -> dict | None:
+    """An approximate index's loss against exact search of the same queries (harness/vs_exact.py)."""
+    if "index" not in card.system or spec.mode != "full":
+        return None
+    from harness import vs_exact
+    from harness.index.approximate import SETTING_NAMES
+
+    params = {k: v for k, v in rspec.params.items() if k not in SETTING_NAMES}
+    exact = retrievers.build(rspec.class_, retrievers.with_run_options(rspec.class_, params, unit.device,
+                                                                       unit.trust_remote_code, unit.shard_tokens))
+    exact.set_max_length(spec.max_length.query, spec.max_length.document)
+    exact.set_language(spec.language)
+    exact_card = protocol_card(suite, spec, dataset, exact.settings(), first_identity)
+
+    def search() -> Run:
+        index_corpus(exact, documents)
+        return apply_protocol(exact.search(dataset.queries.ids, dataset.queries.texts, _search_depth(spec)), spec)
+
+    exact_run, exact_cost, source = vs_exact.exact_reference(exact_card.card_hash, Path(results), spec.name,
+                                                             harness_home(), search)
+    exact_eval = evaluate(dataset.qrels, exact_run, [spec.main_metric], spec.main_metric)
+    return vs_exact.loss(exact_run, run, exact_eval, evaluation, spec.main_metric, scored, cost, exact_cost, source)
 
 
 def tie_record(evaluation: Evaluation, order: str) -> dict:

@@ -86,6 +86,8 @@ class ResultRecord(BaseModel):
     ties: dict[str, Any] | None = None
     environment: dict[str, Any]
     created: str
+    # An approximate index's loss against exact search (harness/vs_exact.py); None for exact search.
+    vs_exact: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:

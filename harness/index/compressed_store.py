@@ -167,7 +167,7 @@ class CompressedStore:
         residual = isinstance(codec, ResidualCodec)
         shared = clustering is not None and residual
         clustering_s = clustering.manifest["clustering_s"] if shared else 0.0
-        size = codec.sample_size(n)
+        size = codec.sample_size(n, source.n_docs)
         if size:  # sorted rows: the memmap is read front to back
             rows = np.sort(np.random.default_rng(sample_seed).choice(n, size=size, replace=False))
             sample = truncate(source.vectors[rows], dim)

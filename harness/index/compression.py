@@ -13,7 +13,8 @@ A storage kind names how a late-interaction index keeps its document vectors:
 ``colbert/indexing/collection_indexer.py`` and ``colbert/indexing/codecs/residual.py``):
 
 - k-means over token vectors: ``2 ** floor(log2(16 * sqrt(n_embeddings)))`` centroids, 4 Lloyd
-  iterations with L2 assignment (faiss ``Kmeans`` there, seed 123), then each centroid L2-normalised;
+  iterations with L2 assignment (faiss ``Kmeans``, seed 123 there, the codec's seed here), then each
+  centroid L2-normalised;
 - a held-out 5% of the sample (at most 50,000 vectors) gives the residuals ``x - nearest centroid``,
   over all of their coordinates together: bucket cutoffs at the quantiles ``i / 2**b`` (i = 1 ..
   2**b - 1) and bucket weights (the value a bucket decodes to) at ``(i + 0.5) / 2**b`` (i = 0 ..
@@ -22,13 +23,14 @@ A storage kind names how a late-interaction index keeps its document vectors:
   (``bucketize``: the number of cutoffs strictly below it), packed ``8 / b`` buckets to a byte;
 - decompress: centroid + bucket weights, L2-normalised.
 
-Changes for a 2-core CPU (a GPU-sized faiss run would dominate a sweep here): k-means runs in torch
-on at most ``points_per_centroid`` (default 32) training vectors per centroid, where colbert-ai
-trains on every sampled vector (on SciFact all 1.2M tokens, about 70 per centroid; faiss itself
-caps at 256); centroids are stored as float16 (what a GPU-built colbert-ai index stores) and
-centroid ids at the narrowest unsigned width (colbert-ai stores int32: 2 more bytes per token). An
-empty cluster keeps its previous centroid (faiss splits a large one). Everything is seeded: the same
-input and settings give the same bytes, so kinds that differ only in bits can share one clustering
+k-means is faiss's (``faiss.Kmeans``, harness/index/faiss_lib.py; on GPU where faiss has one), on
+colbert-ai's sample: the tokens of ``16 * sqrt(120 * n_docs)`` documents (all of SciFact's), of which
+faiss keeps at most ``points_per_centroid`` per centroid. colbert-ai leaves faiss's 256 there; the
+default here is 32 (on a 2-core CPU a SciFact-sized k-means at 256 takes several times longer).
+Centroids are stored as float16 (what a GPU-built colbert-ai index stores) and centroid ids at the
+narrowest unsigned width (colbert-ai stores int32: 2 more bytes per token). An empty cluster is
+split from a large one (faiss). Everything is seeded: the same input and settings give the same
+bytes, so kinds that differ only in bits can share one clustering
 (harness/index/compressed_store.py).
 """
 
@@ -39,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from harness import progress
+from harness.index.faiss_lib import kmeans
 
 STORAGE_KINDS = ("fp32", "fp16", "int8", "residual-1", "residual-2", "residual-4")
 RESIDUAL_BITS = (1, 2, 4)  # a whole number of buckets per byte
+# colbert-ai's sample for k-means: 16 * sqrt(typical doclen * documents) documents (_sample_pids).
+COLBERT_TYPICAL_DOCLEN = 120
 # Similarities per step of the nearest-centroid search (rows x centroids): 16M float32 = 64 MiB.
 _ASSIGN_ELEMS = 1 << 24
 
@@ -59,7 +63,7 @@ class Int8Codec:
     def settings(self) -> dict[str, Any]:
         return {"kind": "int8", "scale": "per token, float32"}
 
-    def sample_size(self, n_tokens: int) -> int:
+    def sample_size(self, n_tokens: int, n_docs: int | None = None) -> int:
         return 0  # nothing to fit
 
     def fit(self, sample: np.ndarray, n_embeddings: int | None = None) -> Int8Codec:
@@ -99,7 +103,9 @@ class ResidualCodec:
 
     def settings(self) -> dict[str, Any]:
         return {"kind": "residual", "nbits": self.nbits, "n_centroids": self.n_centroids, "seed": self.seed,
-                "kmeans_iters": self.kmeans_iters, "points_per_centroid": self.points_per_centroid}
+                "kmeans_iters": self.kmeans_iters, "points_per_centroid": self.points_per_centroid,
+                # How the centroids are computed (stores built by the earlier torch loop differ).
+                "kmeans": "faiss", "sample": "colbert-ai documents"}
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -115,10 +121,14 @@ class ResidualCodec:
     def _heldout_size(n: int) -> int:
         return int(min(0.05 * n, 50_000))
 
-    def sample_size(self, n_tokens: int) -> int:
-        """How many token vectors ``fit`` wants: the k-means training set plus the held-out 5%."""
+    def sample_size(self, n_tokens: int, n_docs: int | None = None) -> int:
+        """How many token vectors ``fit`` wants: colbert-ai's sample (the tokens of
+        ``16 * sqrt(120 * n_docs)`` documents, here their share of all tokens), at most
+        ``points_per_centroid`` per centroid for k-means plus the held-out 5%."""
+        docs = min(n_docs, 1 + int(16 * math.sqrt(COLBERT_TYPICAL_DOCLEN * n_docs))) if n_docs else 1
+        sampled = -(-n_tokens * docs // n_docs) if n_docs else n_tokens  # their tokens, rounded up
         train = self._planned_centroids(n_tokens) * self.points_per_centroid
-        return min(n_tokens, math.ceil(train / 0.95) + 1)
+        return min(n_tokens, sampled, math.ceil(train / 0.95) + 1)
 
     def fit(self, sample: np.ndarray, n_embeddings: int | None = None,
             centroids: np.ndarray | None = None) -> ResidualCodec:
@@ -141,7 +151,7 @@ class ResidualCodec:
                 raise ValueError(f"residual compression needs at least 2 sample vectors, got {n}")
             k = 2 ** int(math.floor(math.log2(len(train))))
         if centroids is None:
-            centroids = _kmeans(train, k, self.kmeans_iters, rng)
+            centroids = kmeans(train, k, self.kmeans_iters, self.seed, self.points_per_centroid)
             centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
             centroids = centroids.astype(np.float16)  # as stored; compress and decompress use these values
         elif centroids.shape != (k, dim) or centroids.dtype != np.float16:
@@ -232,29 +242,6 @@ class ResidualCodec:
         levels = 2 ** self.nbits
         return (n_tokens * (self._id_dtype().itemsize + dim * self.nbits // 8)
                 + k * dim * 2 + (levels - 1) * 4 + levels * 4)
-
-
-def _kmeans(points: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> np.ndarray:
-    """Lloyd's k-means, L2 distance, initialised on k distinct sample points (as faiss does)."""
-    import torch
-
-    centroids = points[np.sort(rng.choice(len(points), k, replace=False))].astype(np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
-    assign = torch.empty(len(points), dtype=torch.int64)
-    step = max(1, _ASSIGN_ELEMS // k)
-    with torch.inference_mode():
-        for _ in progress.counted(range(iters), f"k-means ({k} centroids)", iters, "iterations"):
-            c = torch.from_numpy(centroids)
-            neg_half_sq = -0.5 * (c * c).sum(dim=1)
-            for r0 in range(0, len(points), step):  # argmin |x - c|^2 = argmax x.c - |c|^2 / 2
-                block = x[r0:r0 + step]
-                assign[r0:r0 + len(block)] = torch.addmm(neg_half_sq, block, c.t()).argmax(dim=1)
-            # index_add_ on CPU adds rows in index order: the sums do not depend on the thread count.
-            sums = torch.zeros((k, x.shape[1]), dtype=torch.float32).index_add_(0, assign, x)
-            counts = torch.bincount(assign, minlength=k)
-            filled = counts > 0
-            centroids[filled.numpy()] = (sums[filled] / counts[filled, None]).numpy()
-    return centroids
 
 
 def codec_for(storage: str, seed: int = 0, n_centroids: int | None = None) -> Int8Codec | ResidualCodec | None:

@@ -9,6 +9,10 @@ from harness.report.marks import BETTER, WORSE
 from harness.report.tables import AVG, MISMATCH_MARK, REPORTED_MARK, Table, fmt
 from harness.report.tie_marks import TIE_MARK
 
+DELTA = "Δ vs exact"  # the column of harness/report/vs_exact.py
+DELTA_NOTE = ("Δ vs exact: an approximate index's main metric minus exact search's on the same queries, ×100, "
+              "with the paired bootstrap's 95% interval (the mean over datasets where a row has several).")
+
 
 def _styled(table: Table, row: str, column: str, bold, underline, escape=lambda s: s) -> str:
     text = escape(fmt(table.value(row, column)) + table.mark(row, column))
@@ -18,13 +22,17 @@ def _styled(table: Table, row: str, column: str, bold, underline, escape=lambda 
 
 def to_markdown(table: Table) -> str:
     # <ins> is the underline that GitHub's Markdown keeps (it drops <u>).
-    head = [_row_header(table), *table.columns, AVG]
+    head = [_row_header(table), *table.columns, AVG, *([DELTA] if table.deltas else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for row in table.rows:
         cells = [row] + [_styled(table, row, c, lambda t: f"**{t}**", lambda t: f"<ins>{t}</ins>")
-                         for c in [*table.columns, AVG]]
+                         for c in [*table.columns, AVG]] + ([table.deltas.get(row, "")] if table.deltas else [])
         lines.append("| " + " | ".join(cells) + " |")
-    return f"## {table.title}\n\n" + "\n".join(lines) + f"\n\n{table.caption()}\n"
+    return f"## {table.title}\n\n" + "\n".join(lines) + f"\n\n{caption(table)}\n"
+
+
+def caption(table: Table) -> str:
+    return table.caption() + (" " + DELTA_NOTE if table.deltas else "")
 
 
 def _row_header(table: Table) -> str:
@@ -54,15 +62,16 @@ def to_latex(tables: list[Table]) -> str:
         for row in table.rows:
             cells = [latex_escape(row)] + [
                 _styled(table, row, c, lambda t: rf"\textbf{{{t}}}", lambda t: rf"\underline{{{t}}}", latex_escape)
-                for c in [*table.columns, AVG]]
+                for c in [*table.columns, AVG]] + ([latex_escape(table.deltas.get(row, ""))] if table.deltas else [])
             rows.append(" & ".join(cells) + r" \\")
-        header = " & ".join([_row_header(table), *(latex_escape(c) for c in table.columns), AVG]) + r" \\"
-        tabular = [r"\begin{tabular}{l" + "r" * (len(table.columns) + 1) + "}", r"\toprule", header, r"\midrule",
+        header = " & ".join([_row_header(table), *(latex_escape(c) for c in table.columns), AVG,
+                             *([r"$\Delta$ vs exact"] if table.deltas else [])]) + r" \\"
+        tabular = [r"\begin{tabular}{l" + "r" * (len(table.columns) + 1 + bool(table.deltas)) + "}", r"\toprule", header, r"\midrule",
                    *rows, r"\bottomrule", r"\end{tabular}"]
         if len(table.columns) > _SCALE_ABOVE_COLUMNS:
             tabular = [r"\resizebox{\linewidth}{!}{%", *tabular, "}"]
         body.append("\n".join([
-            r"\begin{table}[ht]", r"\centering", rf"\caption{{{latex_escape(table.caption())}}}",
+            r"\begin{table}[ht]", r"\centering", rf"\caption{{{latex_escape(caption(table))}}}",
             *tabular, r"\end{table}",
         ]))
     return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{amssymb}",
@@ -73,12 +82,14 @@ def to_csv(table: Table) -> str:
     """Full-precision values (not x100), one row per retriever; marks are in significance.csv."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["suite" if table.kind != "languages" else "table", "retriever", *table.columns, "average"])
+    delta = ["delta_vs_exact_x100"] if table.deltas else []
+    writer.writerow(["suite" if table.kind != "languages" else "table", "retriever", *table.columns, "average", *delta])
     writer.writerow(["metric", "", *(table.column_metrics[c] for c in table.columns), ""])
     writer.writerow(["protocol_hash", "", *(table.column_protocols[c] for c in table.columns), ""])
     for row in table.rows:
         values = [table.value(row, c) for c in [*table.columns, AVG]]
-        writer.writerow([table.title, row, *("" if v is None else f"{v:.6f}" for v in values)])
+        writer.writerow([table.title, row, *("" if v is None else f"{v:.6f}" for v in values),
+                         *([table.deltas.get(row, "")] if table.deltas else [])])
     return out.getvalue()
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from harness.report.plots import Plot
+from harness.report.formats import DELTA, caption
 from harness.report.tables import AVG, Table, fmt
 
 _CSS = """
@@ -38,13 +39,15 @@ def _cell(table: Table, row: str, column: str) -> str:
 def table_html(table: Table, anchor: str) -> str:
     header = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     first = "Model" if table.kind == "languages" else "Retriever"
-    rows = "\n".join(f"<tr><td>{html.escape(r)}</td>{''.join(_cell(table, r, c) for c in [*table.columns, AVG])}</tr>"
+    delta = f"<th>{DELTA}</th>" if table.deltas else ""
+    rows = "\n".join(f"<tr><td>{html.escape(r)}</td>{''.join(_cell(table, r, c) for c in [*table.columns, AVG])}"
+                     + (f"<td>{html.escape(table.deltas.get(r, ''))}</td>" if table.deltas else "") + "</tr>"
                      for r in table.rows)
     # The caption is the figure's, not the <table>'s: a table caption is only as wide as the table.
     return (f'<section id="{anchor}">\n<h3>{html.escape(table.title)}</h3>\n<figure class="table">'
             f'<div class="scroll"><table>\n'
-            f'<thead><tr><th>{first}</th>{header}<th class="avg">{AVG}</th></tr></thead>\n'
-            f"<tbody>\n{rows}\n</tbody></table></div>\n<figcaption>{html.escape(table.caption())}</figcaption>"
+            f'<thead><tr><th>{first}</th>{header}<th class="avg">{AVG}</th>{delta}</tr></thead>\n'
+            f"<tbody>\n{rows}\n</tbody></table></div>\n<figcaption>{html.escape(caption(table))}</figcaption>"
             f"</figure>\n</section>")
 
 

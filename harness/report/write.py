@@ -11,6 +11,7 @@ from harness.report import formats, html
 from harness.report.marks import mark_significance
 from harness.report.plots import make_plots
 from harness.report.tables import build_tables, result_id
+from harness.report.vs_exact import attach_deltas, latency_vs_loss
 from harness.results import REPORTED, ResultStore, load_per_query
 
 FORMATS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
@@ -34,6 +35,7 @@ def write_reports(results: str | Path, out: str | Path, formats_: list[str] | No
         raise HarnessError(f"No results under {results}: run `harness run` first, or point to the results folder.")
     records = [r for _, r in found]
     tables = build_tables(records, metric=metric, force=force)
+    attach_deltas(tables, records)
     if baseline:
         folders = {result_id(r): folder for folder, r in found}
 
@@ -68,7 +70,8 @@ def write_reports(results: str | Path, out: str | Path, formats_: list[str] | No
     if plots or "html" in chosen:
         folder = out / _stem(metric, "plots")
         # Reference rows carry no costs or per-query scores: the plots draw measured results only.
-        drawn = make_plots([r for r in records if r.origin != REPORTED], tables, folder, metric=metric)
+        measured = [r for r in records if r.origin != REPORTED]
+        drawn = make_plots(measured, tables, folder, metric=metric) + latency_vs_loss(measured, folder, metric)
         written += [path for p in drawn for path in (p.png, p.svg)]
         # The plots folder is the report's: a plot the results no longer allow must not linger
         # beside the new ones (a page or paper would pick it up as current).

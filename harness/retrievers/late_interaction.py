@@ -24,10 +24,13 @@ from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.errors import ParameterError
 from harness.hashing import sha256
-from harness.index import cache, shards
+from harness.index import cache, shards, truncated
 from harness.index.compressed_store import CompressedStore
+from harness.index.approximate import IndexSettings
 from harness.index.compression import STORAGE_KINDS, codec_for
 from harness.retrievers.base import Retriever, as_documents
+from harness.retrievers.late_interaction_approximate import (approximate_settings, prepare_approximate,
+                                                             search_approximate)
 from harness.runs import Run, tie_ranks
 
 PRECISIONS = ("fp32", "bf16")
@@ -40,7 +43,12 @@ class LateInteractionRetriever(Retriever):
                  trust_remote_code: bool = False, precision: str = "fp32", storage: str = "fp16",
                  storage_seed: int = 0, residual_centroids: int | None = None, batch_tokens: int | None = None,
                  threads: int | None = None, merge_weights: list[float] | None = None, device: str = "auto",
-                 shard_tokens: int = shards.DEFAULT_SHARD_TOKENS, **encoder_settings: Any):
+                 shard_tokens: int = shards.DEFAULT_SHARD_TOKENS, index: str = "exact", ncells: int | None = None,
+                 centroid_score_threshold: float | None = None, ndocs: int | None = None,
+                 faiss_kind: str | None = None, nlist: int | None = None, pq_m: int | None = None,
+                 pq_nbits: int | None = None, nprobe: int | None = None, hnsw_m: int | None = None,
+                 ef_construction: int | None = None, ef_search: int | None = None, faiss_depth: int | None = None,
+                 **encoder_settings: Any):
         # ``model`` may list several checkpoints of one architecture: their weight average
         # (uniform, or ``merge_weights``) is the model evaluated.
         if "skiplist" in encoder_settings:
@@ -50,6 +58,11 @@ class LateInteractionRetriever(Retriever):
         self.dim, self.precision, self.storage = dim, precision, storage
         # Vectors per shard of the document store: how the work is split, never what it computes.
         self.shard_tokens = shard_tokens
+        # The index searched (harness/index/approximate.py): exact MaxSim, PLAID or FAISS.
+        self.index_settings = IndexSettings(index, ncells, centroid_score_threshold, ndocs, faiss_kind, nlist, pq_m,
+                                            pq_nbits, nprobe, hnsw_m, ef_construction, ef_search, faiss_depth)
+        self._depth: int | None = None
+        self._approximate = None
         self._check_values()
         self.codec = codec_for(storage, storage_seed, residual_centroids)
         # The encoded token store: float32 only for fp32 storage; every other kind derives from float16.
@@ -80,6 +93,13 @@ class LateInteractionRetriever(Retriever):
             valid = f"from 1 to {width}, the model's output dimension" if width else "at least 1"
             raise ParameterError(f"dim={self.dim} is outside the valid range: {valid} (null: the model's own).",
                                  "dim")
+        self.index_settings.check(self.storage, self.dim or width)
+
+    def set_depth(self, k: int) -> None:
+        """The search depth, given before ``settings()``: an approximate index's defaults follow it,
+        and settings that cannot give k documents are refused here, before any work."""
+        self.index_settings.check_depth(k)
+        self._depth = k
 
     @property
     def device(self) -> str:
@@ -115,6 +135,8 @@ class LateInteractionRetriever(Retriever):
             "storage": self.storage,
             **({"storage_codec": self.codec.settings()} if self.codec else {}),
             "search": "exact MaxSim over all documents",
+            # Only an approximate index adds a key: exact results keep the keys they had.
+            **approximate_settings(self),
         }
 
     def _encoder_(self):
@@ -153,7 +175,7 @@ class LateInteractionRetriever(Retriever):
         """What a worker needs to encode or search a shard: the settings, not the loaded model, the
         corpus's ids or the open stores; the documents go as their cache file and rows."""
         return {**self.__dict__, "_encoder": None, "_store": None, "_parts": [], "_ids": [],
-                "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}}
+                "_tie_ranks": np.zeros(0, dtype=np.int64), "_cost": {}, "_approximate": None}
 
     @property
     def _step_gpus(self) -> float:
@@ -195,6 +217,7 @@ class LateInteractionRetriever(Retriever):
         else:
             parts = [(key, 0, self._store)]
         self._index_storage(parts, hit)
+        prepare_approximate(self, parts)
 
     def _index_storage(self, parts: list[tuple[dict[str, Any], int, Any]], hit: bool) -> None:
         """The compressed store for ``storage`` (if any) of each shard, and the storage figures of
@@ -214,6 +237,9 @@ class LateInteractionRetriever(Retriever):
                     centroids += int(compressed.arrays["centroids"].shape[0])
             else:
                 index_bytes += shard.nbytes(dim)
+                if dim < shard.dim:  # searched as a float32 store already cut to dim (index/truncated.py)
+                    shard, truncated_hit = truncated.open_or_build(key, shard, dim)
+                    self._cost["truncated_cache"] = "hit" if truncated_hit else "miss"
             self._parts.append((first, shard, compressed))
         if self.codec is not None:
             self._cost.update({"compressed_cache": "hit" if hits == len(parts) else "miss", "codec_build_s": build_s})
@@ -258,6 +284,9 @@ class LateInteractionRetriever(Retriever):
         """(queries, dim) for the kernel over one shard. A compressed store is already cut to ``dim``
         and decompresses the rows the kernel reads; the queries are cut to match."""
         if compressed is None:
+            searched_dim = self._parts[0][1].dim if self._parts else queries.shape[-1]
+            if searched_dim < queries.shape[-1]:  # a truncated store: queries cut as the kernel would
+                return truncated.cut_queries(queries, searched_dim), None
             return queries, self.dim
         dim = compressed.dim
         if dim < queries.shape[-1]:
@@ -270,6 +299,8 @@ class LateInteractionRetriever(Retriever):
         return (shard.vectors, shard.offsets) if compressed is None else (compressed.vectors, compressed.offsets)
 
     def search(self, ids: list[str], texts: list[str], k: int) -> Run:
+        if self._approximate is not None:
+            return search_approximate(self, ids, texts, k)
         vectors, mask = self._queries(texts)
         t = time.perf_counter()
         jobs = []

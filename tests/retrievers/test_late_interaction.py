@@ -68,8 +68,10 @@ def test_dimensions_and_query_settings_reuse_one_document_encoding():
     small.index(IDS, DOCS)
     longer_queries = retriever(query_maxlen=48, query_expansion=True)
     longer_queries.index(IDS, DOCS)
-    assert dict(cache.STATS) == {"misses": 1, "hits": 2}
+    # the 64-dim vectors are cut once into a float32 store of their own (harness/index/truncated.py)
+    assert dict(cache.STATS) == {"misses": 1, "hits": 2, "truncated_misses": 1}
     assert full.cost()["document_cache"] == "miss" and small.cost()["document_cache"] == "hit"
+    assert small.cost()["truncated_cache"] == "miss" and "truncated_cache" not in full.cost()
     n_tokens = full.cost()["n_tokens"]
     assert full.cost()["index_bytes"] == n_tokens * 384 * 2 + 5 * 8
     assert small.cost()["index_bytes"] == n_tokens * 64 * 2 + 5 * 8
@@ -80,6 +82,11 @@ def test_dimensions_and_query_settings_reuse_one_document_encoding():
     docs = [cut(np.asarray(small._store.doc(i), dtype=np.float32)) for i in range(4)]
     expected = naive(cut(q[0]), mask[0], docs)
     assert [s for _, s in run["q1"]] == pytest.approx(sorted(expected, reverse=True), abs=1e-4)
+    # the same bits as the kernel's own cut of the full-width store
+    from harness.kernels.maxsim import maxsim_search
+
+    scores, _ = maxsim_search(q[:1], mask[:1], small._store.vectors, small._store.offsets, 4, dim=64)
+    assert [s for _, s in run["q1"]] == scores[0].tolist()
 
 
 def test_a_document_side_change_encodes_again():
@@ -190,7 +197,7 @@ def test_storage_kinds_derive_from_one_document_encoding_with_exact_bytes():
     int8.index(IDS, DOCS)
     residual = retriever(dim=128, storage="residual-2")
     residual.index(IDS, DOCS)
-    assert dict(cache.STATS) == {"misses": 1, "hits": 2, "compressed_misses": 2}
+    assert dict(cache.STATS) == {"misses": 1, "hits": 2, "compressed_misses": 2, "truncated_misses": 1}
     again = retriever(dim=128, storage="int8")
     again.index(IDS, DOCS)
     assert cache.STATS["compressed_hits"] == 1 and again.cost()["compressed_cache"] == "hit"
@@ -211,7 +218,8 @@ def test_storage_kinds_derive_from_one_document_encoding_with_exact_bytes():
     assert cost["index_bytes"] == n * (2 + 32) + k * 128 * 2 + 3 * 4 + 4 * 4 + 5 * 8
     assert cost["index_bytes"] == files_on_disk(residual._compressed.path)
     assert residual.settings()["storage_codec"] == {"kind": "residual", "nbits": 2, "n_centroids": None, "seed": 0,
-                                                    "kmeans_iters": 4, "points_per_centroid": 32}
+                                                    "kmeans_iters": 4, "points_per_centroid": 32,
+                                                    "kmeans": "faiss", "sample": "colbert-ai documents"}
 
 
 @pytest.mark.parametrize("storage", ["int8", "residual-4"])
@@ -294,7 +302,7 @@ def test_storage_quality_on_a_scifact_sample(tmp_path):
         kind = unit.retriever.split("=")[1]
         ndcg[kind] = outcome.metrics["ndcg@10"]
         runs[kind] = Run.from_trec(outcome.folder / "run.trec.gz")
-    assert dict(cache.STATS) == {"misses": 1, "hits": 4, "compressed_misses": 4}  # one encoding
+    assert dict(cache.STATS) == {"misses": 1, "hits": 4, "compressed_misses": 4, "truncated_misses": 1}  # one encoding
     # int8 keeps each coordinate within 1/254 of the token's largest one: rankings barely move.
     assert abs(ndcg["fp16"] - ndcg["int8"]) < 0.01
     # residual-2 loses 0.0075 here; the bound (about 2.7x that) leaves room for another BLAS build

@@ -1,0 +1,123 @@
+"""One exact query at a time against its floors: the full-width store cut per query (before) and
+the truncated store materialised once (harness/index/truncated.py, after).
+
+    .venv/bin/python bench/single_query.py [--queries 10]   # writes bench/results/single_query.json
+
+A SciFact-shaped synthetic store (5,183 documents, 1,307,434 float16 384-dim unit vectors, as the
+MiniLM encoding has) in a temporary folder, one 32-token query at a time, k=10, ``maxsim_search``
+exactly as the retriever calls it. Floors, measured in the same run:
+
+- compute floor = 2 x 32 x tokens x dim / the float32 matmul throughput of the kernel's shape
+  (65,536 x dim) @ (dim x 32), best of 5;
+- read floor = the bytes one search reads (the searched store's vector file) / the read bandwidth
+  of that file through the kernel's own chunk reader, warm page cache, best of 3.
+
+``ratio`` = median query seconds / max(compute floor, read floor); the issue's target is <= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import machine, print_table, write_json  # noqa: E402
+from harness.index import truncated  # noqa: E402
+from harness.index.token_store import TokenStoreWriter  # noqa: E402
+from harness.kernels.chunks import ChunkReader  # noqa: E402
+from harness.kernels.maxsim import maxsim_search  # noqa: E402
+
+N_DOCS, TOKENS, FULL, Q_LEN = 5183, 1_307_434, 384, 32
+
+
+def synthetic_store(path: Path):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 300, N_DOCS)
+    counts = np.maximum(1, np.round(counts * TOKENS / counts.sum())).astype(np.int64)
+    counts[-1] += TOKENS - counts.sum()
+    writer = TokenStoreWriter(path, counts, FULL)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    step = 200
+    for first in range(0, N_DOCS, step):
+        stop = min(N_DOCS, first + step)
+        x = rng.standard_normal((int(offsets[stop] - offsets[first]), FULL)).astype(np.float32)
+        writer.write_span(first, stop, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16))
+    return writer.finish()
+
+
+def gflops(dim: int) -> float:
+    a, b = torch.randn(65536, dim), torch.randn(Q_LEN, dim)
+    out = torch.empty(65536, Q_LEN)
+    best = float("inf")
+    with torch.inference_mode():
+        torch.mm(a, b.t(), out=out)
+        for _ in range(5):
+            t = time.perf_counter()
+            torch.mm(a, b.t(), out=out)
+            best = min(best, time.perf_counter() - t)
+    return 2 * 65536 * Q_LEN * dim / best / 1e9
+
+
+def read_bandwidth(vectors) -> float:
+    """Bytes per second reading the whole vector file in the kernel's chunks (65,536 rows)."""
+    reader = ChunkReader(vectors, 65536)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for r0 in range(0, len(vectors), 65536):
+            reader.rows(r0, min(len(vectors), r0 + 65536))
+        best = min(best, time.perf_counter() - t)
+    return vectors.nbytes / best
+
+
+def timed(fn, queries: int) -> float:
+    fn(0)  # warm-up
+    seconds = []
+    for i in range(1, queries + 1):
+        t = time.perf_counter()
+        fn(i)
+        seconds.append(time.perf_counter() - t)
+    return float(np.median(seconds))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--queries", type=int, default=10)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        store = synthetic_store(Path(tmp) / "store")
+        rng = np.random.default_rng(1)
+        q = rng.standard_normal((args.queries + 1, Q_LEN, FULL)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=2, keepdims=True)
+        mask = np.ones(q.shape[:2], dtype=bool)
+        for dim in (128, 384):
+            compute_floor = 2 * Q_LEN * TOKENS * dim / (gflops(dim) * 1e9)
+            variants = [("full store, cut per query", store, lambda i: maxsim_search(
+                q[i:i + 1], mask[i:i + 1], store.vectors, store.offsets, 10, dim=dim))]
+            if dim < FULL:
+                t = time.perf_counter()
+                cut = truncated.build(Path(tmp) / f"cut{dim}", store, dim, {})
+                build_s = time.perf_counter() - t
+                cq = truncated.cut_queries(q, dim)
+                variants.append((f"truncated store (built once, {build_s:.1f} s)", cut, lambda i: maxsim_search(
+                    cq[i:i + 1], mask[i:i + 1], cut.vectors, cut.offsets, 10)))
+            for name, searched, fn in variants:
+                read_floor = searched.vectors.nbytes / read_bandwidth(searched.vectors)
+                seconds = timed(fn, args.queries)
+                rows.append({"dim": dim, "search": name, "bytes read MB": searched.vectors.nbytes / 1e6,
+                             "query ms": 1000 * seconds, "compute floor ms": 1000 * compute_floor,
+                             "read floor ms": 1000 * read_floor, "ratio": seconds / max(compute_floor, read_floor)})
+    print_table(rows, ["dim", "search", "bytes read MB", "query ms", "compute floor ms", "read floor ms", "ratio"])
+    print(write_json("single_query", {"machine": machine(), "queries": args.queries, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
