@@ -31,7 +31,10 @@ from harness.paths import dataset_cache_dir
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLES = ("documents.parquet", "queries.parquet", "judgments.parquet")
-ROW_GROUP = 65536  # documents per Parquet row group: the most a reader decompresses at once
+# A Parquet row group is what a reader decompresses at once: at most this many bytes of text (a
+# worker reading a shard's span reads only the groups it overlaps), and this many documents.
+ROW_GROUP_BYTES = 8 << 20
+ROW_GROUP = 65536
 
 
 def parsed_by(kind: str) -> dict[str, str | None]:
@@ -77,7 +80,7 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
     tmp = atomic.temporary(path)
     tmp.mkdir()
     try:
-        _write_documents(raw.documents, tmp / "documents.parquet")
+        write_documents(raw.documents, tmp / "documents.parquet")
         qids, qtexts = zip(*raw.queries) if raw.queries else ((), ())
         pq.write_table(pa.table({"id": list(qids), "text": list(qtexts)}), tmp / "queries.parquet")
         jq, jd, jr = zip(*raw.judgments) if raw.judgments else ((), (), ())
@@ -105,16 +108,24 @@ def write(path: Path, raw: RawData, manifest: dict) -> None:
         raise
 
 
-def _write_documents(documents, path: Path) -> None:
-    """Documents in row groups of ``ROW_GROUP`` rows, so that a span of them (a shard) is read
-    without reading the rest. Rows from a table (not lists) are copied a batch at a time."""
+def write_documents(documents, path: Path) -> None:
+    """Documents (rows, or a ``DocumentTable``) as a Parquet file in row groups of at most
+    ``ROW_GROUP_BYTES`` of text and ``ROW_GROUP`` documents, so that a span of them (a shard) is
+    read without the rest and memory does not follow the corpus. Copied a batch at a time."""
     schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
     table = documents if isinstance(documents, DocumentTable) else DocumentTable.of(documents)
+    pending: dict[str, list] = {c: [] for c in COLUMNS}
+    size = 0
     with pq.ParquetWriter(path, schema) as out:
-        for _, values in table.read(0, len(table), COLUMNS, ROW_GROUP):
-            out.write_table(pa.table(values, schema=schema), row_group_size=ROW_GROUP)
-        if not len(table):
-            out.write_table(pa.table({c: [] for c in COLUMNS}, schema=schema))
+        for _, values in table.read(0, len(table), COLUMNS, 1024):
+            for c in COLUMNS:
+                pending[c].extend(values[c])
+            size += sum(len(t or "") + len(h or "") for t, h in zip(values["text"], values["title"]))
+            if size >= ROW_GROUP_BYTES or len(pending["id"]) >= ROW_GROUP:
+                out.write_table(pa.table(pending, schema=schema), row_group_size=ROW_GROUP)
+                pending, size = {c: [] for c in COLUMNS}, 0
+        if pending["id"] or not len(table):
+            out.write_table(pa.table(pending, schema=schema), row_group_size=ROW_GROUP)
 
 
 def _whole(path: Path) -> bool:

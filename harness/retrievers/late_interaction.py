@@ -23,6 +23,7 @@ from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
 from harness.errors import ParameterError
+from harness.executors import default_threads
 from harness.hashing import sha256
 from harness.index import cache, shards, truncated
 from harness.index.compressed_store import CompressedStore
@@ -153,6 +154,8 @@ class LateInteractionRetriever(Retriever):
                 _LOADED[key] = MultiVectorEncoder(self.checkpoint, self.precision, self.threads, self.batch_tokens,
                                                   self.device)
             self._encoder = _LOADED[key]
+            # A worker's task start sets its share of the cores; this retriever's own count wins.
+            self._encoder.torch.set_num_threads(self.threads or default_threads())
             self._cost["model_load_s"] = time.perf_counter() - t
         return self._encoder
 
