@@ -13,8 +13,8 @@ own products at the encoder's batch size (``common.encoder_gemms``: QKV, attenti
 feed-forward up and down, projection), each into a preallocated output, probed before and after
 the encodings; the floor uses each product's best speed over all repeats, and the table shows the
 spread. ``old_*`` columns repeat the floor with the old probe (one 4096x384 @ 384x4096 product
-into a fresh output each call), which read 20-25% low, so old ratios looked better than they were. The timed encoding includes
-tokenisation and writing the float16 token store, as in `harness run`; ``--stages`` also times
+into a fresh output each call), which read 20-30% low, so old ratios looked better than they were.
+The timed encoding includes tokenisation and writing the float16 token store, as in `harness run`; ``--stages`` also times
 tokenisation alone and the forward passes alone (no gathering, no writes), to show which one bounds
 the encoding on a fast device. ``--store-dir`` picks the folders the store is written to (one timed
 encoding each), and for each one a probe writes and flushes as many bytes as the store has, in

@@ -7,9 +7,10 @@ kernel's own product, a tile of document tokens against a query batch's rows, (1
 (K x 1024) for K = each dim, and on (2048 x K) @ (K x 2048), (4096 x K) @ (K x 4096) and (4096 x K) @ (K x 16384)
 (``common.maxsim_gemms``, ``common.gemm_probe``: output preallocated, the faster operand layout,
 the spread over repeats), before and after the searches; the floor uses the fastest product's best
-over all repeats (the best the hardware does on this work, whatever tile the kernel picks). The old probe, two other shapes ((4096 x K) @ (K x 16384), partly
-memory-bound, and (2048 x K) @ (K x 2048) repeated, the faster kept), is printed beside it
-(``old_*``). (2) ``maxsim_search`` on synthetic data shaped
+over all repeats (the best the hardware does on this work, whatever tile the kernel picks). The
+old probe, two shapes ((4096 x K) @ (K x 16384), partly memory-bound, and (2048 x K) @ (K x 2048)
+repeated, the faster kept), is printed beside it (``old_*``). (2) ``maxsim_search`` on synthetic
+data shaped
 like BEIR SciFact with a 32-token ColBERT query side: 300 queries x 32 real tokens, 5183
 documents of at most 300 tokens (mean about 250), 384-dim float16 unit vectors; dim 128 is
 Matryoshka truncation via ``dim=128`` on the same stored vectors. bfloat16 runs use the first
