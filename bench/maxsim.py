@@ -2,11 +2,15 @@
 
     .venv/bin/python bench/maxsim.py            # writes bench/results/maxsim.json
 
-In one run it measures (1) torch matmul throughput (GFLOP/s) for float32 and bfloat16 with the
-kernel's operand layout ``(m, K) @ (n, K).T``, K = 384 and 128, for two shapes: the brief's
-(4096 x K) @ (K x 16384) (its 256 MiB product makes it partly memory-bound) and a cache-resident
-(2048 x K) @ (K x 2048) repeated; best of several, before and after the searches. The floor uses
-the fastest figure of all, so it is conservative. (2) ``maxsim_search`` on synthetic data shaped
+In one run it measures (1) torch matmul throughput (GFLOP/s) for float32 and bfloat16 on the
+kernel's own product, a tile of document tokens against a query batch's rows, (1024 x K) @
+(K x 1024) for K = each dim, and on (2048 x K) @ (K x 2048), (4096 x K) @ (K x 4096) and (4096 x K) @ (K x 16384)
+(``common.maxsim_gemms``, ``common.gemm_probe``: output preallocated, the faster operand layout,
+the spread over repeats), before and after the searches; the floor uses the fastest product's best
+over all repeats (the best the hardware does on this work, whatever tile the kernel picks). The
+old probe, two shapes ((4096 x K) @ (K x 16384), partly memory-bound, and (2048 x K) @ (K x 2048)
+repeated, the faster kept), is printed beside it (``old_*``). (2) ``maxsim_search`` on synthetic
+data shaped
 like BEIR SciFact with a 32-token ColBERT query side: 300 queries x 32 real tokens, 5183
 documents of at most 300 tokens (mean about 250), 384-dim float16 unit vectors; dim 128 is
 Matryoshka truncation via ``dim=128`` on the same stored vectors. bfloat16 runs use the first
@@ -15,7 +19,7 @@ CPUs, where torch has no fast bf16 GEMM), so the bench stays within a few minute
 computed for the same query count.
 
 floor_s = 2 * query_tokens * doc_tokens * dim / throughput(dtype, K=dim); ratio = seconds / floor_s
-(``ratio_to_floor_4096x16384_shape`` in the JSON uses the brief's shape alone).
+(``old_ratio_to_floor`` uses the old probe). ``--queries N`` searches the first N queries only.
 Each search is also checked against the float64 reference on a few queries.
 """
 
@@ -34,6 +38,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import gemm_probe, maxsim_gemms  # noqa: E402
 from harness.environment import cpu_model  # noqa: E402
 from harness.kernels.maxsim import maxsim_search, reference_maxsim  # noqa: E402
 
@@ -42,8 +48,8 @@ N_DOCS, N_QUERIES, Q_LEN, FULL_DIM, MAX_LEN = 5183, 300, 32, 384, 300
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def matmul_gflops(dtype: torch.dtype, k: int, m: int, n: int, calls: int, repeats: int) -> float:
-    """Best-of-``repeats`` throughput of ``calls`` back-to-back ``(m, k) @ (n, k).T`` products."""
+def old_matmul_gflops(dtype: torch.dtype, k: int, m: int, n: int, calls: int, repeats: int) -> float:
+    """The old probe: best-of-``repeats`` throughput of ``calls`` back-to-back ``(m, k) @ (n, k).T`` products."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(m, k, generator=gen).to(dtype)
     b = torch.randn(n, k, generator=gen).to(dtype)
@@ -59,12 +65,12 @@ def matmul_gflops(dtype: torch.dtype, k: int, m: int, n: int, calls: int, repeat
     return 2.0 * m * n * k * calls / best / 1e9
 
 
-def measure_matmul(dtype_name: str, k: int) -> dict[str, float]:
-    """The brief's shape (4096 x k) @ (k x 16384) (a 256 MiB product, partly memory-bound) and a
+def old_measure_matmul(dtype_name: str, k: int) -> dict[str, float]:
+    """The old probe's shapes: the brief's shape (4096 x k) @ (k x 16384) (a 256 MiB product, partly memory-bound) and a
     cache-resident (2048 x k) @ (k x 2048) repeated; the floor uses the faster of the two."""
     fast = dtype_name == "fp32"
-    big = matmul_gflops(DTYPES[dtype_name], k, 4096, 16384, 1, 5 if fast else 2)
-    small = matmul_gflops(DTYPES[dtype_name], k, 2048, 2048, 10 if fast else 2, 5 if fast else 2)
+    big = old_matmul_gflops(DTYPES[dtype_name], k, 4096, 16384, 1, 5 if fast else 2)
+    small = old_matmul_gflops(DTYPES[dtype_name], k, 2048, 2048, 10 if fast else 2, 5 if fast else 2)
     return {"4096x16384": big, "2048x2048": small}
 
 
@@ -106,6 +112,7 @@ def main() -> None:
     parser.add_argument("--chunk-tokens", type=int, default=None)
     parser.add_argument("--only", choices=["fp32", "bf16"], default=None)
     parser.add_argument("--dims", default="384,128")
+    parser.add_argument("--queries", type=int, default=N_QUERIES, help="search the first N of the 300 queries")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -125,13 +132,16 @@ def main() -> None:
                "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     print("machine:", json.dumps(machine))
 
-    shapes: dict[str, dict[int, dict[str, float]]] = {name: {} for name in dtypes}
+    shapes: dict[str, dict[int, dict[str, float]]] = {name: {} for name in dtypes}  # the old probe
+    probes = {name: {} for name in dtypes}
     for name in dtypes:
         for d in sorted(set(dims) | {384}):
-            shapes[name][d] = measure_matmul(name, d)
-            print(f"matmul {name} K={d}: " + ", ".join(f"{s} {v:.1f}" for s, v in shapes[name][d].items())
-                  + " GFLOP/s", flush=True)
-    throughput = {name: {d: max(v.values()) for d, v in per.items()} for name, per in shapes.items()}
+            probes[name][d] = gemm_probe(maxsim_gemms(d), DTYPES[name], repeat=10 if name == "fp32" else 3)
+            shapes[name][d] = old_measure_matmul(name, d)
+            print(f"matmul {name} K={d}: " + ", ".join(f"{g.name} {max(probes[name][d].samples[g.name]):.1f}"
+                                                      for g in probes[name][d].gemms) + " GFLOP/s; old probe: "
+                  + ", ".join(f"{s} {v:.1f}" for s, v in shapes[name][d].items()) + " GFLOP/s", flush=True)
+    throughput = {name: {d: max(v.samples[v.fastest().name]) for d, v in per.items()} for name, per in probes.items()}
 
     queries, mask, vectors, offsets = synthetic_scifact()
     doc_tokens = int(offsets[-1])
@@ -147,7 +157,7 @@ def main() -> None:
         slow = name != "fp32" and "fp32" in throughput and throughput[name][384] < 0.5 * throughput["fp32"][384]
         if name != "fp32" and "fp32" not in throughput:
             slow = throughput[name][384] < 50.0
-        n_q = args.bf16_queries if (slow and args.bf16_queries) else N_QUERIES
+        n_q = args.bf16_queries if (slow and args.bf16_queries) else args.queries
         for d in dims:
             best, scores, ids = float("inf"), None, None
             for _ in range(1 if name != "fp32" else args.repeats_small if d <= 192 else args.repeats):
@@ -167,29 +177,36 @@ def main() -> None:
     # Throughput again after the searches: keep the best of both (the floor is then conservative).
     for name in dtypes:
         for d in list(shapes[name]):
-            again = measure_matmul(name, d)
+            again = old_measure_matmul(name, d)
             shapes[name][d] = {s: max(v, again[s]) for s, v in shapes[name][d].items()}
-            throughput[name][d] = max(shapes[name][d].values())
+            probes[name][d] = probes[name][d].merged(gemm_probe(maxsim_gemms(d), DTYPES[name],
+                                                                repeat=10 if name == "fp32" else 3))
+            throughput[name][d] = max(probes[name][d].samples[probes[name][d].fastest().name])
     for row in rows:
-        gf = throughput[row["dtype"]][row["dim"]]
-        row["matmul_gflops"] = gf
+        gf, old_gf = throughput[row["dtype"]][row["dim"]], max(shapes[row["dtype"]][row["dim"]].values())
+        probe = probes[row["dtype"]][row["dim"]]
+        row["matmul_gflops"], row["probe_shape"], row["probe_spread"] = gf, probe.fastest().name, probe.spread(probe.fastest())
         row["floor_seconds"] = row["gflop"] / gf
         row["ratio_to_floor"] = row["seconds"] / row["floor_seconds"]
-        row["ratio_to_floor_4096x16384_shape"] = row["seconds"] / (row["gflop"] / shapes[row["dtype"]][row["dim"]]["4096x16384"])
+        row["old_matmul_gflops"], row["old_floor_seconds"] = old_gf, row["gflop"] / old_gf
+        row["old_ratio_to_floor"] = row["seconds"] / row["old_floor_seconds"]
 
-    header = (f"{'dtype':5} {'dim':>4} {'queries':>7} {'seconds':>8} {'floor_s':>8} {'ratio':>6} {'ratio4k':>7} "
-              f"{'GFLOP/s':>8} {'mm GF/s':>8} {'ok':>3}")
+    header = (f"{'dtype':5} {'dim':>4} {'queries':>7} {'seconds':>8} {'floor_s':>8} {'ratio':>6} "
+              f"{'GFLOP/s':>8} {'mm GF/s':>8} {'spread':>6} {'old_fl_s':>8} {'old_rat':>7} {'old_mm':>7} {'ok':>3}")
     print()
     print(header)
     for r in rows:
         print(f"{r['dtype']:5} {r['dim']:>4} {r['queries']:>7} {r['seconds']:>8.2f} {r['floor_seconds']:>8.2f} "
-              f"{r['ratio_to_floor']:>6.2f} {r['ratio_to_floor_4096x16384_shape']:>7.2f} {r['achieved_gflops']:>8.1f} {r['matmul_gflops']:>8.1f} "
+              f"{r['ratio_to_floor']:>6.2f} {r['achieved_gflops']:>8.1f} {r['matmul_gflops']:>8.1f} "
+              f"{100 * r['probe_spread']:>5.0f}% {r['old_floor_seconds']:>8.2f} {r['old_ratio_to_floor']:>7.2f} "
+              f"{r['old_matmul_gflops']:>7.1f} "
               f"{'yes' if r['within_tol'] else 'NO':>3}")
     elapsed = time.perf_counter() - started
     print(f"total bench time {elapsed:.0f} s")
 
     result = {"machine": machine,
-              "matmul_gflops": {n: {str(d): v for d, v in t.items()} for n, t in shapes.items()},
+              "probes": {n: {str(d): v.summary() for d, v in t.items()} for n, t in probes.items()},
+              "old_probe_gflops": {n: {str(d): v for d, v in t.items()} for n, t in shapes.items()},
               "data": {"n_queries": N_QUERIES, "q_len": Q_LEN, "n_docs": N_DOCS, "doc_tokens": doc_tokens,
                        "doc_len_mean": float(lengths.mean()), "doc_len_max": int(lengths.max()),
                        "stored_dim": FULL_DIM, "stored_dtype": "float16", "k": args.k},

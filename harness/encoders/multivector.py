@@ -26,6 +26,7 @@ from harness import progress
 from harness.devices import resolve_device
 from harness.encoders.batches import length_sorted_batches
 from harness.encoders.checkpoint import Checkpoint
+from harness.encoders.quantize import check_int8_device, quantize_linear_layers
 from harness.errors import UnknownNameError
 from harness.executors import default_threads
 from harness.index.token_store import TokenStore, TokenStoreWriter
@@ -36,15 +37,20 @@ class MultiVectorEncoder:
                  batch_tokens: int | None = None, device: str = "auto", chunk_tokens: int = 1 << 18):
         import torch
 
-        if precision not in ("fp32", "bf16"):
-            raise UnknownNameError(f"Unknown precision {precision!r}; choose fp32 or bf16.")
+        if precision not in ("fp32", "bf16", "int8"):
+            raise UnknownNameError(f"Unknown precision {precision!r}; choose fp32, bf16 or int8.")
         torch.set_num_threads(threads or default_threads())
         self.torch = torch
         self.device = torch.device(resolve_device(device))
+        if precision == "int8":
+            check_int8_device(str(self.device), device)
         self.settings = checkpoint.settings
         self.tokenizer, self.model = checkpoint.load_model()
+        self.precision = precision
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model.to(device=self.device, dtype=self.dtype)
+        if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
+            self.model = quantize_linear_layers(self.model)
         self.projection = (None if checkpoint.projection is None
                            else checkpoint.projection.to(device=self.device, dtype=self.dtype))
         # Padded tokens per forward pass. On a CPU small batches keep each layer's activations

@@ -22,6 +22,7 @@ from harness.data.corpus import Documents
 from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
+from harness.encoders.quantize import check_int8_device
 from harness.errors import ParameterError
 from harness.executors import default_threads
 from harness.hashing import sha256
@@ -34,7 +35,7 @@ from harness.retrievers.late_interaction_approximate import (approximate_setting
                                                              search_approximate)
 from harness.runs import Run, tie_ranks
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")  # int8: CPU only, harness/encoders/quantize.py
 _LOADED: dict[str, Any] = {}  # the encoder this process loaded last, by its settings' hash
 _DOC_FIELDS = ("format", "document_marker", "doc_maxlen", "skiplist", "normalize", "dim")
 
@@ -71,6 +72,8 @@ class LateInteractionRetriever(Retriever):
         self.batch_tokens, self.threads = batch_tokens, threads
         # Resolved at first use: a re-run that finds its result skips the unit without importing torch.
         self._device_name, self._device = check_device_name(device), None
+        if self.precision == "int8":
+            check_int8_device(self._device_name)
         self._cost: dict[str, Any] = {}
         self._encoder = None
         self._store = None
@@ -83,7 +86,8 @@ class LateInteractionRetriever(Retriever):
     def _check_values(self) -> None:
         """Values the encoder or the index would refuse only after encoding: refused now, with the range."""
         if self.precision not in PRECISIONS:
-            raise ParameterError(f"precision {self.precision!r} is unknown; choose {' or '.join(PRECISIONS)}.",
+            raise ParameterError(f"precision {self.precision!r} is unknown; choose {', '.join(PRECISIONS[:-1])} "
+                                 f"or {PRECISIONS[-1]}.",
                                  "precision")
         if self.storage not in STORAGE_KINDS:
             raise ParameterError(f"storage {self.storage!r} is unknown; choose one of {', '.join(STORAGE_KINDS)}.",
