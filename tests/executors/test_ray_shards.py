@@ -4,6 +4,7 @@ dense baseline), and a worker killed while it encodes a shard costs only that sh
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -83,9 +84,17 @@ def _encoding_now(home: Path) -> list[int]:
 
 
 def _finished(home: Path) -> dict[Path, int]:
-    """Whole shard stores under ``home`` and their folder's inode (a store encoded again is a new folder)."""
-    return {p.parent: p.parent.stat().st_ino for p in (home / "tokens").glob("*/*/manifest.json")
-            if (p.parent / "vectors.bin").exists()}
+    """Whole document shard stores under ``home`` (not the plan, nor stores derived from shards)
+    and their folder's inode (a store encoded again is a new folder)."""
+    found = {}
+    for manifest in (home / "tokens").glob("*/*/manifest.json"):
+        try:
+            key = json.loads(manifest.read_text())["key"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if isinstance(key, dict) and key.get("role") == "document" and "shard" in key:
+            found[manifest.parent] = manifest.parent.stat().st_ino
+    return found
 
 
 def test_a_worker_killed_while_encoding_a_shard_costs_only_that_shard(cluster, local, tmp_path):
@@ -96,7 +105,7 @@ def test_a_worker_killed_while_encoding_a_shard_costs_only_that_shard(cluster, l
     killed, before = None, {}
     deadline = time.monotonic() + 600
     while killed is None and run.poll() is None and time.monotonic() < deadline:
-        if _finished(home):  # at least one shard done: kill a worker in the middle of another
+        if 0 < len(_finished(home)) < encoded:  # one shard done, others not: kill a worker writing one
             for pid in _encoding_now(home):
                 before = _finished(home)
                 os.kill(pid, signal.SIGKILL)

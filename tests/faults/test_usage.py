@@ -29,7 +29,7 @@ def results(tmp_path):
 
 
 def test_the_cli_registers_the_documented_commands():
-    assert COMMANDS == ["compare", "evaluate", "import", "list", "regress", "report", "run"]
+    assert COMMANDS == ["compare", "evaluate", "export", "import", "import-mteb", "list", "regress", "report", "run"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -52,7 +52,7 @@ def test_an_unknown_command(results):
 
 
 def test_a_missing_argument(results):
-    expect_refusal("run", first=re.compile(r"error: Missing argument '(suite|SUITE)'\."), results=results,
+    expect_refusal("run", first=re.compile(r"error: Missing argument '(suites|SUITES\.\.\.)'\."), results=results,
                    cwd=results)
 
 
