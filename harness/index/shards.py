@@ -226,7 +226,9 @@ def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np
             raise finished.error
         reused += finished.value["reused"]
         STEPS.append(finished.value)
-    shards = [store or TokenStore.load(cache.store_path(key)) for key, store in zip(keys, found)]
+    # A shard a step returned was verified there, or written and checksummed there from the file
+    # as written: reading it all back here again would double the I/O of every new shard.
+    shards = [store or TokenStore.load(cache.store_path(key), verify=False) for key, store in zip(keys, found)]
     hit = reused == len(spans)
     cache.STATS["hits" if hit else "misses"] += 1
     if len(spans) > 1:
