@@ -3,7 +3,9 @@ out NaN, for failures) on a SciFact sample, run through the CLI in fresh process
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Callable
 
 from harness.results import ResultStore
 from harness.runs import Run
@@ -58,3 +60,17 @@ def assert_same_runs(run_a: Run, run_b: Run, label: str = "") -> None:
 def leftovers(results: Path) -> list[Path]:
     """Temporary folders a unit left behind (a later run never reads them, but a clean end leaves none)."""
     return sorted(p for p in results.rglob(".tmp-*"))
+
+
+def processes(matching: Callable[[int], bool]) -> list[int]:
+    """Processes of this machine for which ``matching(pid)`` holds; one that ends (or cannot be
+    read) while it is looked at does not count."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if matching(int(name)):
+                    found.append(int(name))
+            except OSError:
+                continue
+    return found

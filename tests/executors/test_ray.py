@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
-from tests.executors.grid_world import SAMPLE, assert_same_results, leftovers, stored, write_suite
+from tests.executors.grid_world import SAMPLE, assert_same_results, leftovers, processes, stored, write_suite
 
 ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is not installed")
 
@@ -49,17 +49,7 @@ def test_ray_with_two_workers_stores_what_local_stores(cluster, grid, tmp_path):
 
 def _step_workers() -> list[int]:
     """Processes of this machine that are Ray workers running a harness step now."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    title = f.read()
-            except OSError:
-                continue
-            if title.startswith(STEP_TITLE):
-                found.append(int(name))
-    return found
+    return processes(lambda pid: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(STEP_TITLE))
 
 
 def test_a_worker_killed_mid_unit_is_replaced_and_the_metrics_are_the_same(cluster, grid, tmp_path):

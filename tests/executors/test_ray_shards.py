@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
-from tests.executors.grid_world import assert_same_results, assert_same_runs, stored
+from tests.executors.grid_world import assert_same_results, assert_same_runs, processes, stored
 
 ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is not installed")
 
@@ -70,17 +70,11 @@ def test_shards_encoded_and_searched_on_two_ray_workers_give_the_local_run(clust
 
 def _encoding_now(home: Path) -> list[int]:
     """Processes writing a token store under ``home`` now (a temporary store's vectors open)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            targets = [os.readlink(f"/proc/{name}/fd/{fd}") for fd in os.listdir(f"/proc/{name}/fd")]
-        except OSError:
-            continue
-        if any(t.startswith(str(home / "tokens")) and "/.tmp-" in t and t.endswith("vectors.bin") for t in targets):
-            found.append(int(name))
-    return found
+    def writing(pid: int) -> bool:
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        return any(t.startswith(str(home / "tokens")) and "/.tmp-" in t and t.endswith("vectors.bin") for t in targets)
+
+    return processes(writing)
 
 
 def _finished(home: Path) -> dict[Path, int]:
