@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, print_table, write_json  # noqa: E402
+from common import gemm_probe, machine, maxsim_gemms, print_table, write_json  # noqa: E402
 from projection import projection_rows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,22 +124,14 @@ def run_child(args, corpus: Path, home: Path, workers: int, queries: int, query_
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def matmul_probe(dim: int, rows: int = 1024, cols: int = 8192, repeat: int = 20) -> float:
-    """GFLOP/s of the search kernel's product shape (document tile x dim @ dim x query rows), one
-    thread, output preallocated (a fresh output each call measures the allocator too)."""
+def matmul_probe(dim: int) -> float:
+    """GFLOP/s of the fastest MaxSim product at ``dim`` (``common.gemm_probe``: output preallocated,
+    best over repeats), one thread, as the search runs."""
     import torch
 
     torch.set_num_threads(1)
-    a, b = torch.randn(cols, dim), torch.randn(dim, rows)
-    c = torch.empty(cols, rows)
-    for _ in range(3):
-        torch.mm(a, b, out=c)
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        torch.mm(a, b, out=c)
-        best = min(best, time.perf_counter() - t)
-    return 2 * cols * dim * rows / best / 1e9
+    probe = gemm_probe(maxsim_gemms(dim))
+    return max(probe.samples[probe.fastest().name])
 
 
 def main() -> None:
@@ -185,7 +177,7 @@ def main() -> None:
             for k in ("driver_peak_rss_bytes", "worker_peak_rss_bytes", "search_peak_rss_bytes"):
                 if row.get(k):
                     row[k.replace("_bytes", "_mb")] = row[k] / 2**20
-        print(f"search kernel matmul probe (one thread, output preallocated): {gflops:.1f} GFLOP/s")
+        print(f"MaxSim GEMM probe (fastest shape, one thread, output preallocated): {gflops:.1f} GFLOP/s")
         print_table(sizes, ["size", "documents", "tokens", "shards", "encode_s", "documents_per_s",
                             "driver_peak_rss_mb", "worker_peak_rss_mb", "search_s", "search_s_per_x",
                             "search_floor_s", "search_vs_floor", "search_peak_rss_mb"])
