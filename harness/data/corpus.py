@@ -193,9 +193,6 @@ class Documents:
         """Documents held in memory (tests, small corpora): the texts as given."""
         return cls(Corpus.from_lists(ids, [""] * len(ids), list(texts)))
 
-    def __getstate__(self):
-        return dict(self.__dict__)
-
     @property
     def ids(self) -> list[str]:
         return self.corpus.ids

@@ -220,12 +220,8 @@ def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np
     found = [_open(cache.store_path(key)) for key in keys]
     jobs = [EncodeJob(key, span, dtype, encoder) for key, span, store in zip(keys, spans, found) if store is None]
     reused = len(spans) - len(jobs)
-    STEPS.clear()
-    for finished in executors.steps().map(encode_shard, jobs, gpus=gpus):
-        if finished.failed:
-            raise finished.error
-        reused += finished.value["reused"]
-        STEPS.append(finished.value)
+    STEPS[:] = _run_steps(encode_shard, jobs, gpus)
+    reused += sum(step["reused"] for step in STEPS)
     # A shard a step returned was verified there, or written and checksummed there from the file
     # as written: reading it all back here again would double the I/O of every new shard.
     shards = [store or TokenStore.load(cache.store_path(key), verify=False) for key, store in zip(keys, found)]
@@ -261,12 +257,7 @@ def document_sizes(encoder: Any, n_docs: int, block: int = SIZE_BLOCK) -> np.nda
     """Every document's vector count, the corpus tokenised in blocks on the step executor (so the
     plan of a large corpus is not one process's serial pass; tokenising needs no GPU)."""
     jobs = [SizeJob(encoder, (a, min(n_docs, a + block))) for a in range(0, n_docs, block)]
-    counts: dict[int, np.ndarray] = {}
-    for finished in executors.steps().map(size_step, jobs):
-        if finished.failed:
-            raise finished.error
-        counts[finished.item.span[0]] = finished.value
-    return np.concatenate([counts[job.span[0]] for job in jobs]) if jobs else np.zeros(0, np.int64)
+    return np.concatenate(_run_steps(size_step, jobs)) if jobs else np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)
@@ -292,13 +283,19 @@ def search_step(job: SearchJob) -> tuple[np.ndarray, np.ndarray]:
 
 def search_shards(jobs: list[SearchJob], k: int, tie_rank: np.ndarray, gpus: float = 0) -> tuple[np.ndarray, np.ndarray]:
     """Every shard searched on the step executor, merged into the global top k."""
-    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for finished in executors.steps().map(search_step, jobs, gpus=gpus):
+    results = _run_steps(search_step, jobs, gpus)
+    return results[0] if len(results) == 1 else merge_topk(results, k, tie_rank)
+
+
+def _run_steps(step: Callable, jobs: list, gpus: float = 0) -> list:
+    """``step(job)`` for every job on the step executor, the values in the jobs' order (they end in
+    any order); the first failure is raised as its step raised it."""
+    values: dict[int, Any] = {}
+    for finished in executors.steps().map(step, jobs, gpus=gpus):
         if finished.failed:
             raise finished.error
-        found[finished.item.first] = finished.value
-    results = [found[job.first] for job in jobs]
-    return results[0] if len(results) == 1 else merge_topk(results, k, tie_rank)
+        values[id(finished.item)] = finished.value
+    return [values[id(job)] for job in jobs]
 
 
 def search_shard(search: Callable, vectors, offsets, first: int, tie_rank: np.ndarray, k: int,
