@@ -1,12 +1,12 @@
 """Document shards as Ray tasks nested in their unit's task, on a real local Ray (2 CPUs): encoding
 and searching shards on 2 workers gives the local run (the MiniLM token model at d128 and the
-dense baseline), and a worker killed while it encodes a shard costs only that shard."""
+dense baseline, each in 5 or more shards), and a worker killed while it encodes a shard costs
+only that shard."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.results import ResultStore
 
 from tests.conftest import REPO, run_cli
 from tests.executors.grid_world import assert_same_results, assert_same_runs, processes, stored
@@ -32,39 +34,39 @@ datasets:
 retrievers:
   li:
     class: late_interaction
-    params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128}
+    params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128, shard_tokens: 6000}
   dense:
     class: dense
-    params: {model: sentence-transformers/all-MiniLM-L6-v2}
+    params: {model: sentence-transformers/all-MiniLM-L6-v2, shard_tokens: 90}
 """
 SAMPLE = ("-d", "scifact", "--max-queries", "20", "--max-documents", "400", "--latency-queries", "0")
-SHARDS = re.compile(r"document shards: (\d+) encoded, (\d+) reused")
 
 
 @pytest.fixture(scope="module")
 def local(cache_root, tmp_path_factory):
-    """The suite, and a local run of both retrievers, whose stores are cut into shards."""
+    """The suite, a local run of both retrievers, whose stores are cut into shards, and the number
+    of the token store's shards."""
     root = tmp_path_factory.mktemp("ray-shards")
     (root / "suite.yaml").write_text(SUITE, encoding="utf-8")
-    done = run_cli("run", str(root / "suite.yaml"), *SAMPLE, "--shard-tokens", "6000", "--results",
-                   str(root / "local"), env={"HARNESS_HOME": str(root / "home")})
+    done = run_cli("run", str(root / "suite.yaml"), *SAMPLE, "--results", str(root / "local"),
+                   env={"HARNESS_HOME": str(root / "home")})
     assert done.returncode == 0, done.stderr
-    encoded, reused = map(int, SHARDS.search(done.stdout).groups())
-    assert encoded >= 5 and reused == 0  # the token store in several shards (dense: one of 400 rows)
-    return root / "suite.yaml", root / "local", encoded
+    shards = {record.label: record.cost["n_shards"] for _, record in ResultStore(root / "local").records()}
+    assert shards["dense"] == 5 and shards["li"] >= 5  # 400 documents, 90 a shard; the token store
+    assert f"document shards: {shards['li'] + 5} encoded, 0 reused" in done.stdout
+    return root / "suite.yaml", root / "local", shards["li"]
 
 
 def ray_command(suite: Path, results: Path, address: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "harness", "run", str(suite), *SAMPLE, "--shard-tokens", "6000",
-            "--results", str(results), "--executor", "ray", "--workers", "2", "--ray-address", address, *extra]
+    return [sys.executable, "-m", "harness", "run", str(suite), *SAMPLE, "--results", str(results), "--executor", "ray", "--workers", "2", "--ray-address", address, *extra]
 
 
 def test_shards_encoded_and_searched_on_two_ray_workers_give_the_local_run(cluster, local, tmp_path):
-    suite, results, encoded = local
+    suite, results, li_shards = local
     done = subprocess.run(ray_command(suite, tmp_path / "ray", cluster), cwd=REPO, capture_output=True, text=True,
                           timeout=900, env={**os.environ, "HARNESS_HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done.stderr
-    assert f"document shards: {encoded} encoded, 0 reused" in done.stdout
+    assert f"document shards: {li_shards + 5} encoded, 0 reused" in done.stdout
     assert_same_results(tmp_path / "ray", results)
 
 
@@ -92,7 +94,7 @@ def _finished(home: Path) -> dict[Path, int]:
 
 
 def test_a_worker_killed_while_encoding_a_shard_costs_only_that_shard(cluster, local, tmp_path):
-    suite, results, encoded = local
+    suite, results, encoded = local  # the token store's shards: only it runs here
     home = tmp_path / "home"
     run = subprocess.Popen(ray_command(suite, tmp_path / "ray", cluster, "-r", "li"), cwd=REPO, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HARNESS_HOME": str(home)})
