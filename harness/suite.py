@@ -149,7 +149,7 @@ def load_suite(path: str | Path) -> Suite:
             retrievers[str(name)] = RetrieverSpec.model_validate(entry if isinstance(entry, dict) else {"class": entry})
         except ValidationError as e:
             for err in e.errors():
-                problems.append(fail(("retrievers", name) + tuple(err["loc"]), _message(err)))
+                problems.append(fail(("retrievers", name) + tuple(err["loc"]), _message(err, _RETRIEVER_FIELDS)))
     if problems:
         raise SuiteError("\n".join(str(p) for p in problems))
     return Suite(name=data["name"], path=path, description=data.get("description", ""), datasets=datasets, retrievers=retrievers)
@@ -184,8 +184,9 @@ def load_retrievers(path: str | Path) -> dict[str, RetrieverSpec]:
             for err in e.errors():
                 loc = prefix + (name,) + tuple(err["loc"])
                 line = _line_of(root, loc)
-                problems.append(f"{path}:{line}: field `{'.'.join(map(str, loc))}`: {_message(err)}" if line
-                                else f"{path}: field `{'.'.join(map(str, loc))}`: {_message(err)}")
+                message = _message(err, _RETRIEVER_FIELDS)
+                problems.append(f"{path}:{line}: field `{'.'.join(map(str, loc))}`: {message}" if line
+                                else f"{path}: field `{'.'.join(map(str, loc))}`: {message}")
     if problems:
         raise SuiteError("\n".join(problems))
     return out
@@ -206,10 +207,14 @@ def _local_paths(entry: dict, folder: Path) -> dict:
     return {**entry, "source": source}
 
 
-def _message(err: dict) -> str:
+_DATASET_FIELDS = "See the dataset fields in README.md."
+_RETRIEVER_FIELDS = "A retriever takes `class`, `params` and `sweep`: see \"Retrievers\" in README.md."
+
+
+def _message(err: dict, fields: str = _DATASET_FIELDS) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return "unknown field (a typo?). See the dataset fields in README.md."
+        return "unknown field (a typo?). " + fields
     if err["type"] == "missing":
         return "required field is missing."
     return msg + "."

@@ -102,4 +102,4 @@ def test_a_malformed_retrievers_file_names_its_line(tmp_path):
     assert lines[0].startswith("error: ") and len(lines) == 2, done.stderr  # both problems, each at its line
     assert sorted(line.removeprefix("error: ") for line in lines) == [
         f"{systems}:2: field `mine.class`: required field is missing.",
-        f"{systems}:3: field `mine.klass`: unknown field (a typo?). See the dataset fields in README.md."]
+        f"{systems}:3: field `mine.klass`: unknown field (a typo?). A retriever takes `class`, `params` and `sweep`: see \"Retrievers\" in README.md."]

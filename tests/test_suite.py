@@ -71,6 +71,14 @@ def test_unknown_field_names_line_and_field(tmp_path):
                             "See the dataset fields in README.md.")
 
 
+def test_an_unknown_retriever_field_points_to_the_retriever_fields(tmp_path):
+    path = write(tmp_path, GOOD.replace("{class: bm25, params: {k1: 1.2}}", "{class: bm25, param: {k1: 1.2}}"))
+    with pytest.raises(SuiteError) as e:
+        load_suite(path)
+    assert str(e.value) == (f"{path}:15: field `retrievers.bm25.param`: unknown field (a typo?). "
+                            "A retriever takes `class`, `params` and `sweep`: see \"Retrievers\" in README.md.")
+
+
 def test_wrong_type_in_nested_field_names_its_line(tmp_path):
     path = write(tmp_path, GOOD.replace("{query: 32, document: 300}", "{query: 32, document: -5}"))
     with pytest.raises(SuiteError) as e:
