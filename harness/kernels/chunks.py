@@ -5,9 +5,29 @@ and per chunk a plan of length-sorted tiles (short documents) and piecewise docu
 from __future__ import annotations
 
 import mmap
+import warnings
 
 import numpy as np
 import torch
+
+
+def from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory; read-only memmaps are fine (we never write to them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+        return torch.from_numpy(array)
+
+
+def load_rows(doc_vectors, rows, use: int, renorm: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 (n, use) tensor of the given rows (a slice or an index array), re-normalised if asked."""
+    block = doc_vectors[rows, :use] if not isinstance(rows, slice) else doc_vectors[rows][:, :use]
+    src = from_numpy(np.asarray(block))
+    if out is None:
+        out = torch.empty(src.shape, dtype=torch.float32)
+    out.copy_(src)
+    if renorm:
+        out.div_(out.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+    return out
 
 
 class ChunkReader:
