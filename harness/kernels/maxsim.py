@@ -31,9 +31,10 @@ pad products below the sizes where BLAS sums in another order), so a sharded sea
 one over the whole corpus; the two paths may differ from each other by a float32 rounding. Memory
 is bounded by about two copies of a chunk plus ``_TILE_ELEMS`` similarities (few rows: rows x
 chunk) plus small per-batch buffers, whatever the corpus size. A memory-mapped store
-(``np.memmap``) is read chunk by chunk with file reads into one reused buffer, not through the
+(``np.memmap``) is read chunk by chunk with file reads into two reused buffers, not through the
 map: every page touched through a map stays in the process's resident set while the map is open,
-so one pass would leave the whole store resident (``chunks.ChunkReader``).
+so one pass would leave the whole store resident (``chunks.ChunkReader``); the next chunk is read
+in a background thread while this one is scored, so reading overlaps the matmuls.
 
 The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
 with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
@@ -198,9 +199,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     def convert(rows):
         return scorer.load(rows, use, renorm, out=scorer.chunk32[:rows.shape[0]])
 
-    cuts = chunk_cuts(offsets, 0, total, chunk_cap)
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
-        rows = reader.rows(r0, r1)
+    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap)):
         if blockwise:
             ids, scores = few_scorer.score(offsets, r0, r1, rows, batches[0], 0, convert, block_rows)
             top.add(0, scores, ids)
