@@ -55,10 +55,10 @@ def synthetic_store(path: Path):
 
 
 def reused(path: Path, build):
-    """The store at ``path`` if a finished one is there, else ``build()``."""
+    """(the store at ``path`` if a finished one is there, else ``build()``; True when reused)."""
     if (path / "manifest.json").exists():
-        return TokenStore.load(path)
-    return build()
+        return TokenStore.load(path), True
+    return build(), False
 
 
 def gflops(dim: int) -> float:
@@ -96,7 +96,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:
         tmp = args.store_dir or Path(scratch)
-        store = reused(tmp / "store", lambda: synthetic_store(tmp / "store"))
+        store, _ = reused(tmp / "store", lambda: synthetic_store(tmp / "store"))
         rng = np.random.default_rng(1)
         q = rng.standard_normal((args.queries + 1, Q_LEN, FULL)).astype(np.float32)
         q /= np.linalg.norm(q, axis=2, keepdims=True)
@@ -107,10 +107,10 @@ def main() -> None:
                 q[i:i + 1], mask[i:i + 1], store.vectors, store.offsets, 10, dim=dim))]
             if dim < FULL:
                 t = time.perf_counter()
-                cut = reused(tmp / f"cut{dim}", lambda: truncated.build(tmp / f"cut{dim}", store, dim, {}))
-                build_s = time.perf_counter() - t
+                cut, was_there = reused(tmp / f"cut{dim}", lambda: truncated.build(tmp / f"cut{dim}", store, dim, {}))
+                built = "reused" if was_there else f"built once, {time.perf_counter() - t:.1f} s"
                 cq = truncated.cut_queries(q, dim)
-                variants.append((f"truncated store (built once, {build_s:.1f} s)", cut, lambda i: maxsim_search(
+                variants.append((f"truncated store ({built})", cut, lambda i: maxsim_search(
                     cq[i:i + 1], mask[i:i + 1], cut.vectors, cut.offsets, 10)))
             for name, searched, fn in variants:
                 read_floor = searched.vectors.nbytes / read_bandwidth(searched.vectors)
