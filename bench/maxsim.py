@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import gemm_probe, maxsim_gemms  # noqa: E402
 from harness.environment import cpu_model  # noqa: E402
+from harness.kernels import maxsim as maxsim_module  # noqa: E402
 from harness.kernels.maxsim import maxsim_search, reference_maxsim  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "maxsim.json"
@@ -110,6 +111,8 @@ def main() -> None:
                         help="queries for bf16 cases when bf16 matmul is < 1/2 fp32 speed (0: all)")
     parser.add_argument("--query-batch", type=int, default=None)
     parser.add_argument("--chunk-tokens", type=int, default=None)
+    parser.add_argument("--tile-elems", type=int, default=None,
+                        help="similarities per tile matmul (the kernel's _TILE_ELEMS), for tuning it")
     parser.add_argument("--only", choices=["fp32", "bf16"], default=None)
     parser.add_argument("--dims", default="384,128")
     parser.add_argument("--queries", type=int, default=N_QUERIES, help="search the first N of the 300 queries")
@@ -125,6 +128,8 @@ def main() -> None:
         kernel_kw["query_batch"] = args.query_batch
     if args.chunk_tokens:
         kernel_kw["chunk_tokens"] = args.chunk_tokens
+    if args.tile_elems:
+        maxsim_module._TILE_ELEMS = args.tile_elems
 
     machine = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
@@ -210,7 +215,7 @@ def main() -> None:
               "data": {"n_queries": N_QUERIES, "q_len": Q_LEN, "n_docs": N_DOCS, "doc_tokens": doc_tokens,
                        "doc_len_mean": float(lengths.mean()), "doc_len_max": int(lengths.max()),
                        "stored_dim": FULL_DIM, "stored_dtype": "float16", "k": args.k},
-              "kernel_kwargs": kernel_kw, "runs": rows, "bench_seconds": elapsed}
+              "kernel_kwargs": kernel_kw, "tile_elems": maxsim_module._TILE_ELEMS, "runs": rows, "bench_seconds": elapsed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -2,7 +2,7 @@
 float32 store and cached beside the document store (key: document key, dim), so that exact search
 at that dim reads ``dim`` float32 values per token and normalises nothing per query, instead of
 reading every full-width row and cutting it each time. The rows are cut exactly as the MaxSim
-kernel cuts them (its own ``_load_rows``), so search over this store gives the same bits."""
+kernel cuts them (its own ``chunks.load_rows``), so search over this store gives the same bits."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def truncated_key(document_key: dict, dim: int) -> dict:
 
 
 def build(path, source: TokenStore, dim: int, manifest: dict) -> TokenStore:
-    from harness.kernels.maxsim import _load_rows
+    from harness.kernels.chunks import load_rows
 
     offsets = np.asarray(source.offsets, dtype=np.int64)
     writer = TokenStoreWriter(path, np.diff(offsets), dim, dtype="float32", manifest=manifest)
@@ -28,7 +28,7 @@ def build(path, source: TokenStore, dim: int, manifest: dict) -> TokenStore:
         stop = max(first + 1, int(np.searchsorted(offsets, offsets[first] + _ROWS, side="right")) - 1)
         stop = min(stop, source.n_docs)
         rows = slice(int(offsets[first]), int(offsets[stop]))
-        writer.write_span(first, stop, _load_rows(source.vectors, rows, dim, True).numpy())
+        writer.write_span(first, stop, load_rows(source.vectors, rows, dim, True).numpy())
         first = stop
     return writer.finish()
 

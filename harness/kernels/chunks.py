@@ -5,9 +5,30 @@ and per chunk a plan of length-sorted tiles (short documents) and piecewise docu
 from __future__ import annotations
 
 import mmap
+from concurrent.futures import ThreadPoolExecutor
+import warnings
 
 import numpy as np
 import torch
+
+
+def from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory; read-only memmaps are fine (we never write to them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+        return torch.from_numpy(array)
+
+
+def load_rows(doc_vectors, rows, use: int, renorm: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 (n, use) tensor of the given rows (a slice or an index array), re-normalised if asked."""
+    block = doc_vectors[rows, :use] if not isinstance(rows, slice) else doc_vectors[rows][:, :use]
+    src = from_numpy(np.asarray(block))
+    if out is None:
+        out = torch.empty(src.shape, dtype=torch.float32)
+    out.copy_(src)
+    if renorm:
+        out.div_(out.norm(dim=1, keepdim=True).clamp_min_(1e-12))
+    return out
 
 
 class ChunkReader:
@@ -31,7 +52,29 @@ class ChunkReader:
     def rows(self, r0: int, r1: int) -> np.ndarray:
         if self.buffer is None:
             return self.doc_vectors[r0:r1]
-        out = self.buffer[:r1 - r0]
+        return self._read(r0, r1, self.buffer)
+
+    def spans(self, cuts: list[int]):
+        """(r0, r1, rows) for each span between consecutive ``cuts``. From a file, the next span is
+        read in a background thread (file reads release the GIL) into a second buffer while the
+        caller works on this one, so reading overlaps the scoring; ``rows`` stays valid until the
+        caller asks for the span after next."""
+        spans = list(zip(cuts[:-1], cuts[1:]))
+        if self.buffer is None or len(spans) < 2:
+            for r0, r1 in spans:
+                yield r0, r1, self.rows(r0, r1)
+            return
+        buffers = [self.buffer, np.empty_like(self.buffer)]
+        with ThreadPoolExecutor(1, thread_name_prefix="chunk-reader") as pool:
+            pending = pool.submit(self._read, *spans[0], buffers[0])
+            for i, (r0, r1) in enumerate(spans):
+                rows = pending.result()
+                if i + 1 < len(spans):
+                    pending = pool.submit(self._read, *spans[i + 1], buffers[(i + 1) % 2])
+                yield r0, r1, rows
+
+    def _read(self, r0: int, r1: int, buffer: np.ndarray) -> np.ndarray:
+        out = buffer[:r1 - r0]
         view = memoryview(out).cast("B")
         with open(self.doc_vectors.filename, "rb", buffering=0) as f:  # one open per chunk: nothing to close later
             f.seek(self.start + r0 * self.row_bytes)

@@ -11,23 +11,30 @@ vectors as stored.
 
 How ``maxsim_search`` works. Documents are read in chunks of about ``chunk_tokens`` rows, each
 converted once (float16 -> float32, sliced and re-normalised for ``dim``, then to
-``compute_dtype``). Inside a chunk, documents are sorted by length and grouped into tiles of
-about ``_TILE_ELEMS / query rows`` columns; a tile's documents are padded to its longest one with
-copies of their own last token (a copy never changes a max; sorting keeps the padding around 1%).
-Per tile and query batch there is one torch matmul ``(tile columns, dim) @ (dim, query rows)``
-and one ``amax`` over the (docs, padded length, rows) view of its result while it is still in
-cache; the per-query sum is a fixed-shape ``sum`` because query rows are token-major and padded
+``compute_dtype``; a float32 chunk used as stored is a view, not a copy). A query batch of many
+rows (``tiles.TileScorer``): inside a chunk, documents are sorted by length and grouped into tiles
+of about ``_TILE_ELEMS / query rows`` columns; a tile's documents are padded to its longest one
+with copies of their own last token (a copy never changes a max; sorting keeps the padding around
+1%). Per tile and query batch there is one torch matmul ``(tile columns, dim) @ (dim, query
+rows)`` and one ``amax`` over the (docs, padded length, rows) view of its result while it is still
+in cache; the per-query sum is a fixed-shape ``sum`` because query rows are token-major and padded
 to the batch's longest query with zero vectors (a zero vector adds exactly 0 to a score; queries
 are sorted by real-token count before batching so that padding stays small). Documents longer
-than a tile (or cut by a chunk boundary) are scored piecewise with a running max. On a CPU a
-document's score is the same bits whatever chunk or tile it lands in (``_mm`` keeps BLAS off its
-small-shape paths), so a sharded search scores as one over the whole corpus. Matmul is
-about 90% of the time at dims 384 and 128 (bench/maxsim.py, profiled); the rest is mostly
-the amax pass over the similarities. Memory is bounded by about two copies of a chunk plus
-``_TILE_ELEMS`` similarities plus small per-batch buffers, whatever the corpus size. A memory-
-mapped store (``np.memmap``) is read chunk by chunk with file reads into one reused buffer, not
-through the map: every page touched through a map stays in the process's resident set while the
-map is open, so one pass would leave the whole store resident (``chunks.ChunkReader``).
+than a tile (or cut by a chunk boundary) are scored piecewise with a running max. A batch of at
+most ``few_rows.FEW_ROWS`` rows (one or two queries: a single query's search, PLAID's and FAISS's
+re-scoring) gathers no tiles (``few_rows.FewRowsScorer``): one matmul per chunk writes
+(query rows, chunk rows) similarities and ``np.maximum.reduceat`` takes each document's max along
+contiguous rows; when such a batch is the search's only one, each chunk is converted and
+multiplied in blocks of ``_FEW_BLOCK_BYTES`` (in cache, not a whole float32 copy of the chunk).
+On a CPU a document's score is the same bits whatever chunk, tile or block it lands in (both paths
+pad products below the sizes where BLAS sums in another order), so a sharded search scores as
+one over the whole corpus; the two paths may differ from each other by a float32 rounding. Memory
+is bounded by about two copies of a chunk plus ``_TILE_ELEMS`` similarities (few rows: rows x
+chunk) plus small per-batch buffers, whatever the corpus size. A memory-mapped store
+(``np.memmap``) is read chunk by chunk with file reads into two reused buffers, not through the
+map: every page touched through a map stays in the process's resident set while the map is open,
+so one pass would leave the whole store resident (``chunks.ChunkReader``); the next chunk is read
+in a background thread while this one is scored, so reading overlaps the matmuls.
 
 The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
 with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
@@ -46,13 +53,14 @@ are larger (``_GPU_TILE_ELEMS``), since there the cost is kernel launches, not c
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from harness.kernels.chunks import Buffers, ChunkPlan, ChunkReader, chunk_cuts
+from harness.kernels.chunks import ChunkPlan, ChunkReader, chunk_cuts, from_numpy, load_rows
+from harness.kernels.few_rows import FEW_ROWS, FewRowsScorer
+from harness.kernels.tiles import TileScorer
 from harness.kernels.topk import RunningTopK, check_tie_rank
 
 # Similarity values computed per matmul call (rows x columns). ~1M float32 = 4 MiB keeps the
@@ -64,19 +72,14 @@ _GPU_CHUNK_TOKENS = 1 << 18
 _MIN_TILE_COLS = 256
 # Pending per-document scores are merged into the running top-k at least this often (documents).
 _MERGE_DOCS = 8192
+# A single few-row batch converts its chunk this many float32 bytes at a time (in L2 with the matmul).
+_FEW_BLOCK_BYTES = 8 << 20
 # Rows gathered per step by maxsim_rerank.
 _RERANK_ROWS = 65536
 
 
 # ----------------------------------------------------------------------------------------------
 # Inputs
-
-
-def _from_numpy(array: np.ndarray) -> torch.Tensor:
-    """A tensor sharing ``array``'s memory; read-only memmaps are fine (we never write to them)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
-        return torch.from_numpy(array)
 
 
 def _full_dim_and_use(doc_vectors, dim: int | None) -> tuple[int, int, bool]:
@@ -102,8 +105,8 @@ def _check_offsets(doc_vectors, doc_offsets) -> np.ndarray:
 
 
 def _prepare_queries(queries, query_mask, full_dim: int, use: int, renorm: bool):
-    q = queries.detach().to("cpu") if isinstance(queries, torch.Tensor) else _from_numpy(np.asarray(queries))
-    mask = query_mask.detach().to("cpu") if isinstance(query_mask, torch.Tensor) else _from_numpy(np.asarray(query_mask))
+    q = queries.detach().to("cpu") if isinstance(queries, torch.Tensor) else from_numpy(np.asarray(queries))
+    mask = query_mask.detach().to("cpu") if isinstance(query_mask, torch.Tensor) else from_numpy(np.asarray(query_mask))
     if q.ndim != 3 or q.shape[2] != full_dim:
         raise ValueError(f"queries must be (n_queries, q_len, {full_dim}), got {tuple(q.shape)}")
     if tuple(mask.shape) != tuple(q.shape[:2]):
@@ -112,18 +115,6 @@ def _prepare_queries(queries, query_mask, full_dim: int, use: int, renorm: bool)
     if renorm:
         q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return q, mask.to(torch.bool)
-
-
-def _load_rows(doc_vectors, rows, use: int, renorm: bool, out: torch.Tensor | None = None) -> torch.Tensor:
-    """float32 (n, use) tensor of the given rows (a slice or an index array), re-normalised if asked."""
-    block = doc_vectors[rows, :use] if not isinstance(rows, slice) else doc_vectors[rows][:, :use]
-    src = _from_numpy(np.asarray(block))
-    if out is None:
-        out = torch.empty(src.shape, dtype=torch.float32)
-    out.copy_(src)
-    if renorm:
-        out.div_(out.norm(dim=1, keepdim=True).clamp_min_(1e-12))
-    return out
 
 
 def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype: torch.dtype,
@@ -153,100 +144,8 @@ def _query_batches(q: torch.Tensor, mask: torch.Tensor, query_batch: int, dtype:
     return batches
 
 
-# Below these sizes MKL's sgemm sums each product in another order (measured: up to 5 document
-# rows against a transposed query matrix; any count against fewer than 8 query rows), so a
-# document alone in a small tile, or a short piece at a chunk's end, would score a rounding apart
-# from the same document elsewhere, and a shard's boundaries would move scores.
-_MIN_MM_ROWS, _MIN_MM_COLS = 16, 8
-
-
-def _mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = a @ b``, each product computed the same whatever the shapes: a side smaller than
-    the sizes above is padded with zeros, and the padding dropped."""
-    m, n = a.shape[0], b.shape[1]
-    if m >= _MIN_MM_ROWS and n >= _MIN_MM_COLS:
-        torch.mm(a, b, out=out)
-        return
-    if m < _MIN_MM_ROWS:
-        a = torch.cat([a, a.new_zeros(_MIN_MM_ROWS - m, a.shape[1])])
-    if n < _MIN_MM_COLS:
-        b = torch.cat([b, b.new_zeros(b.shape[0], _MIN_MM_COLS - n)], dim=1)
-    out.copy_(torch.mm(a, b)[:m, :n])
-
-
 # ----------------------------------------------------------------------------------------------
 # Public API
-
-
-class _TileScorer:
-    """Scores one chunk of documents against one query batch at a time, in reused buffers.
-
-    ``load`` converts the chunk once (float32, sliced and re-normalised for ``dim``, then
-    ``compute_dtype``) and gathers its padded tiles; ``short_documents`` is one matmul and one
-    ``amax`` per tile; ``long_documents`` scores the rest piecewise with a running max, carrying a
-    document cut by the chunk's end into the next chunk.
-    """
-
-    def __init__(self, device: torch.device, compute_dtype: torch.dtype, chunk_rows: int, use: int,
-                 tile_cols: int, rows_max: int, n_batches: int):
-        self.device, self.dtype, self.tile_cols = device, compute_dtype, tile_cols
-        self.wide = compute_dtype != torch.float32
-        self.chunk32 = torch.empty((chunk_rows, use), dtype=torch.float32, device=device)
-        self.buffers = Buffers(device)
-        self.sim = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
-        self.per_doc = torch.empty(tile_cols * rows_max, dtype=compute_dtype, device=device)
-        self.carry: list[torch.Tensor | None] = [None] * n_batches  # running max of a doc cut by a chunk end
-
-    def load(self, rows: np.ndarray, plan: ChunkPlan, use: int, renorm: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the chunk in compute_dtype, its short documents' padded tile rows)."""
-        c32 = _load_rows(rows, slice(None), use, renorm, out=self.chunk32[:rows.shape[0]])
-        chunk = c32
-        if self.wide:  # one conversion per chunk
-            chunk = self.buffers.get("low", (rows.shape[0], use), self.dtype)
-            chunk.copy_(c32)
-        padded = self.buffers.get("padded", (plan.gather.size, use), self.dtype)
-        torch.index_select(chunk, 0, torch.from_numpy(plan.gather).to(self.device), out=padded)
-        return chunk, padded
-
-    def _sums(self, maxes: torch.Tensor, q_max: int, b: int) -> np.ndarray:
-        """(n, q_max * B) per-token maxima -> (B, n) float32 sums over query tokens."""
-        m = maxes.to(torch.float32) if self.wide else maxes
-        return m.view(-1, q_max, b).sum(dim=1).t().cpu().numpy()
-
-    def short_documents(self, plan: ChunkPlan, padded: torch.Tensor, batch) -> np.ndarray:
-        """(B, n short docs) scores, in ``plan.doc_ids`` order."""
-        idx, q_max, flat = batch
-        b, rows = idx.size, flat.shape[0]
-        if q_max == 0:
-            return np.zeros((b, plan.doc_ids.size), np.float32)
-        scores = np.empty((b, plan.doc_ids.size), np.float32)
-        for first, nd, lp, row in plan.tiles:
-            cols = nd * lp
-            st = self.sim[:cols * rows].view(cols, rows)
-            _mm(padded[row:row + cols], flat.t(), st)
-            mx = self.per_doc[:nd * rows].view(nd, rows)
-            torch.amax(st.view(nd, lp, rows), dim=1, out=mx)
-            scores[:, first:first + nd] = self._sums(mx, q_max, b)
-        return scores
-
-    def long_documents(self, plan: ChunkPlan, chunk: torch.Tensor, batch, bi: int):
-        """(doc index, (B, 1) scores) of each long document that ends in this chunk."""
-        idx, q_max, flat = batch
-        b, rows = idx.size, flat.shape[0]
-        for doc, s, e, cont_first, cont_last in plan.long:
-            run = self.carry[bi] if cont_first else None
-            if q_max:
-                for p0 in range(s, e, self.tile_cols):
-                    p1 = min(p0 + self.tile_cols, e)
-                    st = self.sim[:(p1 - p0) * rows].view(p1 - p0, rows)
-                    _mm(chunk[p0:p1], flat.t(), st)
-                    piece = st.amax(dim=0)
-                    run = piece if run is None else torch.maximum(run, piece)
-            if cont_last:
-                self.carry[bi] = run
-                continue
-            self.carry[bi] = None
-            yield doc, (self._sums(run[None], q_max, b) if q_max else np.zeros((b, 1), np.float32))
 
 
 @torch.inference_mode()
@@ -262,7 +161,8 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     most ``chunk_tokens`` rows (default 65,536 on a CPU, 262,144 on a GPU; a chunk ends on a
     document boundary unless one document alone is longer), converted to ``compute_dtype`` once per
     chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
-    about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU).
+    about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most
+    ``few_rows.FEW_ROWS`` query rows on a CPU, scored without tiles (see the module docstring).
     """
     if compute_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"compute_dtype must be torch.float32 or torch.bfloat16, got {compute_dtype}")
@@ -282,19 +182,39 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
         return np.zeros((n_q, max(kk, 0)), np.float32), np.zeros((n_q, max(kk, 0)), np.int64)
 
     batches = _query_batches(q, mask, query_batch, compute_dtype, device)
+    # Few query rows (a single query's search): similarities per query row, no padded tiles.
+    few = {bi for bi, (_, _, flat) in enumerate(batches)
+           if not on_gpu and compute_dtype == torch.float32 and flat.shape[0] <= FEW_ROWS}
     total = int(offsets[-1])
-    rows_max = max(1, max(flat.shape[0] for _, _, flat in batches))
+    rows_max = max([1] + [flat.shape[0] for bi, (_, _, flat) in enumerate(batches) if bi not in few])
     chunk_cap = min(int(chunk_tokens), total)
     tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, (_GPU_TILE_ELEMS if on_gpu else _TILE_ELEMS) // rows_max))
-    scorer = _TileScorer(device, compute_dtype, chunk_cap, use, tile_cols, rows_max, len(batches))
+    scorer = TileScorer(device, compute_dtype, chunk_cap, use, tile_cols, rows_max, len(batches))
+    few_scorer = FewRowsScorer(use)
     top = RunningTopK([idx.size for idx, _, _ in batches], kk, ranks, _MERGE_DOCS)
     reader = ChunkReader(doc_vectors, chunk_cap)
+    # One few-row batch: the chunk is converted and multiplied block by block, in cache.
+    blockwise = len(few) == len(batches) == 1
+    block_rows = max(_MIN_TILE_COLS, _FEW_BLOCK_BYTES // (4 * use))
 
-    cuts = chunk_cuts(offsets, 0, total, chunk_cap)
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
-        plan = ChunkPlan(offsets, r0, r1, tile_cols)
-        chunk, padded = scorer.load(reader.rows(r0, r1), plan, use, renorm)
+    def convert(rows):
+        return scorer.load(rows, use, renorm, out=scorer.chunk32[:rows.shape[0]])
+
+    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap)):
+        if blockwise:
+            ids, scores = few_scorer.score(offsets, r0, r1, rows, batches[0], 0, convert, block_rows)
+            top.add(0, scores, ids)
+            top.merge(final=r1 == total)
+            continue
+        chunk = scorer.load(rows, use, renorm)
+        if len(few) < len(batches):
+            plan = ChunkPlan(offsets, r0, r1, tile_cols)
+            padded = scorer.padded(chunk, plan)
         for bi, batch in enumerate(batches):
+            if bi in few:
+                ids, scores = few_scorer.score(offsets, r0, r1, chunk, batch, bi)
+                top.add(bi, scores, ids)
+                continue
             if plan.tiles:
                 top.add(bi, scorer.short_documents(plan, padded, batch), plan.doc_ids)
             for doc, scores in scorer.long_documents(plan, chunk, batch, bi):
@@ -336,7 +256,7 @@ def maxsim_rerank(queries, query_mask, doc_vectors, doc_offsets, candidates: Seq
             lens = lengths[g0:g1]
             rel = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
             rows = np.repeat(offsets[cand[g0:g1]] - rel, lens) + np.arange(int(lens.sum()))
-            c = _load_rows(doc_vectors, rows, use, renorm).to(device=device, dtype=compute_dtype)
+            c = load_rows(doc_vectors, rows, use, renorm).to(device=device, dtype=compute_dtype)
             sims = (flat @ c.t()).to(torch.float32).cpu().numpy()
             scores[g0:g1] = np.maximum.reduceat(sims, rel, axis=1).sum(axis=0, dtype=np.float32)
             g0 = g1

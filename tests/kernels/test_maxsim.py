@@ -63,7 +63,15 @@ def assert_search_matches(scores, ids, ref, k, tol=1e-5):
     np.testing.assert_array_equal(ids, exp_ids)
 
 
-def test_search_equals_reference_across_chunks_batches_and_ties():
+@pytest.fixture(params=["tiles", "few rows"])
+def path(request, monkeypatch):
+    """Batches of few query rows take their own path (``few_rows``): these tests run both."""
+    if request.param == "tiles":
+        monkeypatch.setattr(maxsim, "FEW_ROWS", 0)
+    return request.param
+
+
+def test_search_equals_reference_across_chunks_batches_and_ties(path):
     vectors, offsets = corpus()
     q, mask = queries_for(vectors, offsets)
     ref = reference_maxsim(q, mask, vectors, offsets)
@@ -120,7 +128,7 @@ def test_k_larger_than_the_corpus_returns_every_document():
     assert sorted(ids[0].tolist()) == list(range(12))
 
 
-def test_documents_longer_than_a_chunk_and_a_tile(monkeypatch):
+def test_documents_longer_than_a_chunk_and_a_tile(monkeypatch, path):
     lengths = [3, 300, 5, 64, 65, 1, 129, 40, 2, 500, 7]
     vectors, offsets = corpus(seed=7, n_docs=len(lengths), lengths=lengths)
     q, mask = queries_for(vectors, offsets, seed=8, n=6)
@@ -135,7 +143,7 @@ def test_documents_longer_than_a_chunk_and_a_tile(monkeypatch):
     assert_search_matches(scores, ids, ref, 5)
 
 
-def test_many_chunks_with_tiny_tiles(monkeypatch):
+def test_many_chunks_with_tiny_tiles(monkeypatch, path):
     monkeypatch.setattr(maxsim, "_TILE_ELEMS", 1)
     monkeypatch.setattr(maxsim, "_MIN_TILE_COLS", 8)
     monkeypatch.setattr(maxsim, "_MERGE_DOCS", 10)
@@ -146,7 +154,7 @@ def test_many_chunks_with_tiny_tiles(monkeypatch):
     assert_search_matches(scores, ids, ref, 20)
 
 
-def test_tie_rank_orders_ties_and_decides_which_survive_the_cut(monkeypatch):
+def test_tie_rank_orders_ties_and_decides_which_survive_the_cut(monkeypatch, path):
     """Docs 7, 40, 41 and 100 tie at query 0's top; query 1 scores every document 0. With a
     shuffled ``tie_rank``, a cut inside a tie keeps the lowest ranks: the first k of the full ranking."""
     monkeypatch.setattr(maxsim, "_TILE_ELEMS", 1)  # short and piecewise (long) documents both
