@@ -7,11 +7,11 @@ page-faults on that first write. Two changes remove it, with the same model code
 
 - ``fuse_linear_layers``: every ``nn.Linear`` runs as ``torch.ops.mkldnn._linear_pointwise``,
   oneDNN's linear with the bias as a post-op (no copy), and a BERT-style ``*Intermediate`` block
-  (dense then exact GELU) as one such call with GELU as a second post-op. It is what inductor's
-  ``freezing`` emits for these layers, without its compile: ``torch.compile`` (inductor, freezing,
-  dynamic shapes) was measured as well and was about as fast as this eager path after 80-100 s of
-  compile on two cores, with vectors further from eager's (1.4e-5; bench/README.md). The vectors
-  stay within 1e-5 of the plain model's (tests/encoders/test_cpu_kernels.py).
+  (dense then exact GELU) as one such call with GELU as a second post-op: the fusion that
+  inductor's ``freezing`` pass makes of these layers, without a compile. ``torch.compile``
+  (inductor, freezing, dynamic shapes) was measured too: about as fast as this eager path, after
+  80-100 s of compiling on two cores, and its vectors 1.4e-5 from eager's (bench/README.md).
+  These stay within 1e-5 of the plain model's (tests/encoders/test_cpu_kernels.py).
 - ``pages_kept``: while encoding, glibc serves activations (at most 4,096 x 1,536 floats, 24 MiB)
   from its heap and keeps freed memory instead of returning it to the system, so the next batch's
   tensors land on pages already mapped (``mallopt``: mmap threshold 32 MiB, the most glibc allows,
