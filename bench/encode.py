@@ -5,6 +5,7 @@
     python bench/encode.py --export-texts scifact.json.gz   # for a machine without the dataset
     python bench/encode.py --texts scifact.json.gz --model ./minilm --runs DIR
     python bench/encode.py --store-dir /dev/shm /var/tmp   # the store in memory, then on a disk
+    python bench/encode.py --precision fp32 --cpu-kernels eager fused   # before / after, one run
 
 The floor is the forward pass's FLOPs over the GEMM throughput measured here, on the same device
 and in the same run: per token and layer 24*h^2 (QKV, output, feed-forward) + 4*L*h (attention
@@ -20,6 +21,11 @@ the encoding on a fast device. ``--store-dir`` picks the folders the store is wr
 encoding each), and for each one a probe writes and flushes as many bytes as the store has, in
 1 MiB positioned writes, to show what that folder's disk alone costs. On a GPU, one small
 encoding before the timed one pays for CUDA's start-up (kernel loading, cuBLAS handles).
+
+``--cpu-kernels eager fused`` encodes fp32 twice in one process: the plain transformers forward
+with glibc's allocator defaults, then oneDNN's fused linear kernels with freed pages kept
+(harness/encoders/cpu_kernels.py). Keep eager first: the fused encoding changes glibc's settings,
+and after it they are fixed at their initial values, no longer glibc's adaptive ones.
 
 With ``--runs``, each precision's store is searched exactly (the harness's MaxSim kernel, on the
 same device, bf16 compute for bf16 as the late_interaction retriever does) at every ``--dims``,
@@ -140,6 +146,8 @@ def main() -> None:
     parser.add_argument("--query-maxlen", type=int, default=32)
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--cpu-kernels", nargs="+", default=["fused"], choices=["eager", "fused"],
+                        help="fp32 on a CPU: encode once with each, in this order (eager first: see above)")
     parser.add_argument("--batch-tokens", type=int, default=None, help="default: the encoder's (4096 on a CPU)")
     parser.add_argument("--repeat", type=int, default=1, help="timed encodings per store folder (the best is kept)")
     parser.add_argument("--chunk-tokens", type=int, default=1 << 18,
@@ -174,10 +182,11 @@ def main() -> None:
     legacy = {p: legacy_matmul_gflops(dtypes[p], device=device) for p in probed}
     probes, gemms = {}, None
     rows, search_rows = [], []
-    for precision in args.precision:
+    encodings = [(p, k) for p in args.precision for k in (args.cpu_kernels if p == "fp32" else ["fused"])]
+    for precision, cpu_kernels in encodings:
         ckpt = load_checkpoint(args.model, format="plain", overrides=overrides)
         encoder = MultiVectorEncoder(ckpt, precision=precision, batch_tokens=args.batch_tokens, device=str(device),
-                                     chunk_tokens=args.chunk_tokens)
+                                     chunk_tokens=args.chunk_tokens, cpu_kernels=cpu_kernels)
         config = encoder.model.config
         if gemms is None:  # the model's own products, probed before the encodings (and again after)
             gemms = encoder_gemms(config.hidden_size, config.intermediate_size, config.num_hidden_layers,
@@ -204,8 +213,9 @@ def main() -> None:
                 seconds = min(timings)
                 if args.runs and n == 0:
                     args.runs.mkdir(parents=True, exist_ok=True)
+                    name = precision if len(args.cpu_kernels) == 1 or precision != "fp32" else f"fp32-{cpu_kernels}"
                     search_rows += write_runs(encoder, store, {**texts, "documents": documents}, args.dims,
-                                              precision, args.runs)
+                                              name, args.runs)
                 n_tokens, store_bytes = store.n_tokens, store.nbytes()
                 del store
                 probe = disk_seconds(Path(tmp), store_bytes) if args.stages else (None, None)
@@ -213,7 +223,7 @@ def main() -> None:
                 # twice: the first pass meets new batch shapes (the timed encodings batch within chunks)
                 forward_first_s = forward_only_seconds(encoder, ids)
                 forward_s = forward_only_seconds(encoder, ids)
-            rows.append({"precision": precision, "device": str(device), "store_dir": str(store_dir or tempfile.gettempdir()),
+            rows.append({"precision": precision, "cpu_kernels": encoder.cpu_kernels, "device": str(device), "store_dir": str(store_dir or tempfile.gettempdir()),
                          "documents": len(documents), "input_tokens": int(sum(map(len, ids))),
                          "stored_tokens": n_tokens, "store_bytes": store_bytes, "tflop": flops / 1e12,
                          "seconds": seconds, "seconds_each": timings, "first_s": timings[0],
@@ -237,11 +247,11 @@ def main() -> None:
     for probe in probes.values():
         print(probe.describe())
     print("old probe (4096x384 @ 384x4096, fresh output): " + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in legacy.items()))
-    print_table(rows, ["precision", "device", "documents", "input_tokens", "tflop", "seconds", "floor_s",
+    print_table(rows, ["precision", "cpu_kernels", "device", "documents", "input_tokens", "tflop", "seconds", "floor_s",
                        "ratio_to_floor", "ratio_to_fp32_floor", "docs_per_s", "matmul_gflops", "probe_spread",
                        "old_floor_s", "old_ratio_to_floor", "old_matmul_gflops"])
     if args.stages:
-        print_table(rows, ["precision", "store_dir", "seconds", "first_s", "ratio_to_fp32_floor", "tokenize_s",
+        print_table(rows, ["precision", "cpu_kernels", "store_dir", "seconds", "first_s", "ratio_to_fp32_floor", "tokenize_s",
                            "forward_only_first_s", "forward_only_s",
                            "forward_ratio_to_fp32_floor", "disk_write_s", "disk_fsync_s"])
     if search_rows:

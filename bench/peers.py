@@ -143,7 +143,8 @@ def harness_times(checkpoint: Path, documents: list[str], queries: list[str], tm
     _, top = maxsim_search(q, mask, store.vectors, store.offsets, 10)
     maxsim_s = time.perf_counter() - t
     return {"load_s": load_s, "encode_documents_s": encode_documents_s, "encode_queries_s": encode_queries_s,
-            "maxsim_s": maxsim_s, "stored_tokens": int(store.n_tokens), "top10": top.tolist()}
+            "maxsim_s": maxsim_s, "stored_tokens": int(store.n_tokens), "top10": top.tolist(),
+            "version": f"cpu_kernels {encoder.cpu_kernels}"}
 
 
 def plain_times(checkpoint: Path, documents: list[str], queries: list[str]) -> dict:

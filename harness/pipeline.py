@@ -243,6 +243,7 @@ def _execute(unit: Unit, suite: Suite, results: str | Path, force: bool) -> Outc
         ties=tie_record(evaluation, "trec_eval"), environment=capture(), created=now(),
         vs_exact=_vs_exact(suite, spec, unit, rspec, dataset, card, first_identity, documents, run, evaluation,
                            scored, cost, results),
+        vs_fp32=_vs_fp32(card, spec, evaluation, results),
     )
     log.info("%s: writing the result", where)
     folder = store.write(record, evaluation, run, force=force)
@@ -272,6 +273,16 @@ def _vs_exact(suite, spec, unit, rspec, dataset, card, first_identity, documents
                                                              harness_home(), search)
     exact_eval = evaluate(dataset.qrels, exact_run, [spec.main_metric], spec.main_metric)
     return vs_exact.loss(exact_run, run, exact_eval, evaluation, spec.main_metric, scored, cost, exact_cost, source)
+
+
+def _vs_fp32(card, spec, evaluation, results) -> dict | None:
+    """An int8 result's main metric against its stored fp32 counterpart's (harness/vs_fp32.py)."""
+    if card.system.get("precision") != "int8":
+        return None
+    from harness import vs_fp32
+
+    return vs_fp32.against_stored(card, spec.name, Path(results), evaluation.per_query[spec.main_metric],
+                                  spec.main_metric)
 
 
 def tie_record(evaluation: Evaluation, order: str) -> dict:

@@ -88,6 +88,8 @@ class ResultRecord(BaseModel):
     created: str
     # An approximate index's loss against exact search (harness/vs_exact.py); None for exact search.
     vs_exact: dict[str, Any] | None = None
+    # precision int8 against the stored fp32 result of the same card (harness/vs_fp32.py); else None.
+    vs_fp32: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:

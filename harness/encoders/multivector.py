@@ -34,11 +34,16 @@ from harness.index.token_store import TokenStore, TokenStoreWriter
 
 class MultiVectorEncoder:
     def __init__(self, checkpoint: Checkpoint, precision: str = "fp32", threads: int | None = None,
-                 batch_tokens: int | None = None, device: str = "auto", chunk_tokens: int = 1 << 18):
+                 batch_tokens: int | None = None, device: str = "auto", chunk_tokens: int = 1 << 18,
+                 cpu_kernels: str = "fused"):
         import torch
+
+        from harness.encoders import cpu_kernels as kernels
 
         if precision not in ("fp32", "bf16", "int8"):
             raise UnknownNameError(f"Unknown precision {precision!r}; choose fp32, bf16 or int8.")
+        if cpu_kernels not in kernels.CPU_KERNELS:
+            raise UnknownNameError(f"Unknown cpu_kernels {cpu_kernels!r}; choose fused or eager.")
         torch.set_num_threads(threads or default_threads())
         self.torch = torch
         self.device = torch.device(resolve_device(device))
@@ -51,6 +56,13 @@ class MultiVectorEncoder:
         self.model.to(device=self.device, dtype=self.dtype)
         if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
             self.model = quantize_linear_layers(self.model)
+        # fp32 on a CPU: oneDNN's fused linear kernels and reused pages (cpu_kernels.py says why);
+        # "eager" keeps the plain transformers forward. Which one ran is a cost fact, not protocol.
+        self.cpu_kernels = ("fused" if cpu_kernels == "fused" and precision == "fp32" and self.device.type == "cpu"
+                            and kernels.fusable(self.model) else "eager")
+        if self.cpu_kernels == "fused":
+            kernels.fuse_linear_layers(self.model)
+        self._pages_kept = kernels.pages_kept if self.cpu_kernels == "fused" else nullcontext
         self.projection = (None if checkpoint.projection is None
                            else checkpoint.projection.to(device=self.device, dtype=self.dtype))
         # Padded tokens per forward pass. On a CPU small batches keep each layer's activations
@@ -225,6 +237,7 @@ class MultiVectorEncoder:
         """
         store = None
         with ExitStack() as stack:
+            stack.enter_context(self._pages_kept())
             behind = stack.enter_context(_WriteBehind())
             chunks = stack.enter_context(closing(self._document_chunks(texts)))
             count = len(texts) if total is None else total

@@ -32,7 +32,7 @@ def to_markdown(table: Table) -> str:
 
 
 def caption(table: Table) -> str:
-    return table.caption() + (" " + DELTA_NOTE if table.deltas else "")
+    return " ".join([table.caption(), *([DELTA_NOTE] if table.deltas else []), *table.notes])
 
 
 def _row_header(table: Table) -> str:

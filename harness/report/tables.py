@@ -73,6 +73,7 @@ class Table:
     # (pessimistic, optimistic) of a dataset column's metric over tie orders, where the record has it.
     tie_bounds: dict[Cell, tuple[float, float]] = field(default_factory=dict)
     deltas: dict[str, str] = field(default_factory=dict)  # row -> "Δ vs exact" text (report/vs_exact.py)
+    notes: list[str] = field(default_factory=list)  # sentences after the caption (report/vs_fp32.py)
 
     def __post_init__(self):
         self.title = self.title or self.suite

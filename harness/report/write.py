@@ -12,6 +12,7 @@ from harness.report.marks import mark_significance
 from harness.report.plots import make_plots
 from harness.report.tables import build_tables, result_id
 from harness.report.vs_exact import attach_deltas, latency_vs_loss
+from harness.report.vs_fp32 import attach_int8_notes
 from harness.results import REPORTED, ResultStore, load_per_query
 
 FORMATS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
@@ -36,16 +37,17 @@ def write_reports(results: str | Path, out: str | Path, formats_: list[str] | No
     records = [r for _, r in found]
     tables = build_tables(records, metric=metric, force=force)
     attach_deltas(tables, records)
+    folders = {result_id(r): folder for folder, r in found}
+
+    @lru_cache(maxsize=None)
+    def scores(result_id: str):
+        try:
+            return load_per_query(folders[result_id])
+        except (KeyError, FileNotFoundError):  # e.g. a result folder from before per-query files
+            return None
+
+    attach_int8_notes(tables, records, scores)
     if baseline:
-        folders = {result_id(r): folder for folder, r in found}
-
-        @lru_cache(maxsize=None)
-        def scores(result_id: str):
-            try:
-                return load_per_query(folders[result_id])
-            except (KeyError, FileNotFoundError):  # e.g. a result folder from before per-query files
-                return None
-
         mark_significance(tables, baseline, scores, alpha=alpha, permutations=permutations)
 
     out = Path(out)

@@ -161,6 +161,7 @@ class LateInteractionRetriever(Retriever):
             # A worker's task start sets its share of the cores; this retriever's own count wins.
             self._encoder.torch.set_num_threads(self.threads or default_threads())
             self._cost["model_load_s"] = time.perf_counter() - t
+            self._cost["cpu_kernels"] = self._encoder.cpu_kernels  # fused or eager (encoders/cpu_kernels.py)
         return self._encoder
 
     def document_key(self, documents: Documents | list[str], texts: list[str] | None = None) -> dict[str, Any]:
