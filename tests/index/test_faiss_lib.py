@@ -39,7 +39,8 @@ def test_kmeans_in_steps_gives_faiss_own_centroids_and_shows_each_iteration(k, p
     km = faiss.Kmeans(24, k, niter=4, seed=5, max_points_per_centroid=per_centroid, min_points_per_centroid=1)
     km.train(x)
     np.testing.assert_array_equal(c, km.centroids)
-    lines = capsys.readouterr().err.splitlines()  # stderr is not a terminal here: a line per iteration, at the tenth reached
+    # stderr is not a terminal here: a line per iteration, at the tenth it reaches
+    lines = capsys.readouterr().err.splitlines()
     assert [re.sub(r", [\d,.]+ iterations/s, \d+ s left\)$", ")", line) for line in lines] == [
         f"k-means ({k} centroids): {p}% ({i}/4 iterations)" for i, p in ((1, 20), (2, 50), (3, 70), (4, 100))]
 
