@@ -22,12 +22,22 @@ def require_faiss(purpose: str):
 def kmeans(points, k: int, iters: int, seed: int, points_per_centroid: int):
     """faiss k-means (L2, ``iters`` Lloyd iterations, seeded): (k, dim) float32 centroids. faiss
     samples at most ``points_per_centroid`` points per centroid (colbert-ai leaves faiss's 256),
-    splits a large cluster into an empty one, and runs on GPU 0 when its build has GPUs."""
+    splits a large cluster into an empty one, and runs on GPU 0 when its build has GPUs.
+
+    faiss hooks no progress callback, so the iterations run one ``train`` call each, the next
+    starting from the last one's centroids: each call draws the same seeded sample and the split of
+    empty clusters is seeded per iteration, so the centroids are bit for bit those of one call of
+    ``iters`` iterations (tests/index/test_faiss_lib.py), and each iteration is a step of the bar."""
     import numpy as np
+
+    from harness import progress
 
     faiss = require_faiss("residual compression's k-means (storage residual-<bits>)")
     x = np.ascontiguousarray(points, dtype=np.float32)
-    km = faiss.Kmeans(x.shape[1], k, niter=iters, seed=seed, max_points_per_centroid=points_per_centroid,
-                      min_points_per_centroid=1, gpu=faiss.get_num_gpus() > 0, verbose=False)
-    km.train(x)
-    return np.array(km.centroids, dtype=np.float32).reshape(k, x.shape[1])
+    centroids = None
+    for _ in progress.counted(range(iters), f"k-means ({k:,} centroids)", iters, "iterations"):
+        km = faiss.Kmeans(x.shape[1], k, niter=1, seed=seed, max_points_per_centroid=points_per_centroid,
+                          min_points_per_centroid=1, gpu=faiss.get_num_gpus() > 0, verbose=False)
+        km.train(x, init_centroids=centroids)
+        centroids = np.array(km.centroids, dtype=np.float32).reshape(k, x.shape[1])
+    return centroids

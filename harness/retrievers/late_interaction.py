@@ -254,7 +254,7 @@ class LateInteractionRetriever(Retriever):
             if centroids:
                 self._cost["n_centroids"] = centroids
         # The reference every storage kind is compared with: float16 vectors at this dim, same offsets.
-        fp16_bytes = self._store.n_tokens * dim * 2 + sum(shard.offsets.nbytes for _, shard, _ in self._parts)
+        self._fp16_bytes = fp16_bytes = self._store.n_tokens * dim * 2 + sum(shard.offsets.nbytes for _, shard, _ in self._parts)
         self._cost.update({
             "document_cache": "hit" if hit else "miss",
             "n_documents": self._store.n_docs,

@@ -32,8 +32,14 @@ def prepare_approximate(retriever, parts: list[tuple[dict, int, Any]]) -> None:
     dim = retriever.dim or retriever._store.dim
     index.prepare([(key, first, shard, compressed[first]) for key, first, shard in parts], dim)
     retriever._approximate = index
-    retriever._cost.update({"index": retriever.index_settings.kind, "index_build_s": index.build_s,
-                            "approximate_index_bytes": index.index_bytes, "approximate_cache": index.cache})
+    # What searching needs is the index and the store it re-scores from: its bytes are the result's
+    # storage figure (the storage plot's), the store's alone stay as ``store_bytes``.
+    cost = retriever._cost
+    cost.update({"index": retriever.index_settings.kind, "index_build_s": index.build_s,
+                 "approximate_index_bytes": index.index_bytes, "approximate_cache": index.cache,
+                 "store_bytes": cost["index_bytes"], "index_bytes": index.index_bytes,
+                 "bytes_per_document": index.index_bytes / max(1, retriever._store.n_docs),
+                 "compression_ratio": retriever._fp16_bytes / index.index_bytes})
 
 
 def search_approximate(retriever, ids: list[str], texts: list[str], k: int) -> Run:

@@ -1,11 +1,14 @@
-"""faiss through harness/index/faiss_lib.py: k-means (Lloyd's fixed point, seeded), colbert-ai's sample;
-and the message when faiss is not installed."""
+"""faiss through harness/index/faiss_lib.py: k-means (Lloyd's fixed point, seeded, one iteration a
+step of its progress, the same centroids as one faiss call), colbert-ai's sample; and the message
+when faiss is not installed."""
 
+import re
 import sys
 
 import numpy as np
 import pytest
 
+from harness import progress
 from harness.errors import MissingDependencyError
 from harness.index.compression import ResidualCodec
 from harness.index.faiss_lib import kmeans, require_faiss
@@ -23,6 +26,23 @@ def test_kmeans_converges_to_means_of_its_clusters_and_is_seeded():
     np.testing.assert_allclose(c, means, atol=1e-4)
     np.testing.assert_array_equal(kmeans(x, 8, 20, seed=1, points_per_centroid=500), c)
     assert not np.array_equal(kmeans(x, 8, 20, seed=2, points_per_centroid=500), c)
+
+
+@pytest.mark.parametrize("k, per_centroid", [(64, 1000), (512, 8)], ids=["all points", "faiss samples"])
+def test_kmeans_in_steps_gives_faiss_own_centroids_and_shows_each_iteration(k, per_centroid, capsys, monkeypatch):
+    import faiss
+
+    monkeypatch.delenv(progress.QUIET_ENV, raising=False)
+    x = np.random.default_rng(3).standard_normal((6000, 24)).astype(np.float32)
+    c = kmeans(x, k, 4, seed=5, points_per_centroid=per_centroid)
+    # one faiss call of 4 iterations, as the harness made it before it showed progress
+    km = faiss.Kmeans(24, k, niter=4, seed=5, max_points_per_centroid=per_centroid, min_points_per_centroid=1)
+    km.train(x)
+    np.testing.assert_array_equal(c, km.centroids)
+    # stderr is not a terminal here: a line per iteration, at the tenth it reaches
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.sub(r", [\d,.]+ iterations/s, \d+ s left\)$", ")", line) for line in lines] == [
+        f"k-means ({k} centroids): {p}% ({i}/4 iterations)" for i, p in ((1, 20), (2, 50), (3, 70), (4, 100))]
 
 
 def test_sample_follows_colbert_documents_and_points_per_centroid():

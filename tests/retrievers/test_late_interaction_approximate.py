@@ -102,3 +102,34 @@ def test_ndocs_below_the_depth_is_refused_when_the_depth_is_given():
     with pytest.raises(ParameterError) as e:
         r.set_depth(100)
     assert e.value.param == "ndocs" and str(e.value).startswith("ndocs=50 is below the search depth 100")
+
+
+def files_on_disk(folder) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.name != "manifest.json")
+
+
+@pytest.mark.parametrize("name", ["faiss-ivfpq", "faiss-hnsw", "plaid"])
+def test_the_stored_bytes_are_what_the_search_needs(name):
+    """The storage figure (``index_bytes``, per document: the storage plot's x) of an approximate
+    result counts the index and the store it re-scores from, as their files on disk."""
+    storage = "residual-2" if name == "plaid" else "fp16"
+    store = retriever(storage=storage)
+    store.index(IDS, DOCS)
+    settings = {"faiss-ivfpq": {"faiss_kind": "ivfpq", "nlist": 4, "pq_nbits": 4},
+                "faiss-hnsw": {"faiss_kind": "hnsw"}, "plaid": {}}[name]
+    r = retriever(storage=storage, index=name.split("-")[0], **settings)
+    r.index(IDS, DOCS)
+    cost, store_bytes = r.cost(), store.cost()["index_bytes"]
+    _, searched, built = r._approximate.parts[0]
+    if name == "plaid":  # the residual store's files and the inverted lists (kept in memory)
+        assert store_bytes == files_on_disk(searched.path)
+        assert cost["index_bytes"] == store_bytes + built.starts.nbytes + built.docs.nbytes
+    else:  # the faiss index file and the float16 store at dim 128 (offsets included)
+        n_tokens = store.cost()["n_tokens"]
+        assert store_bytes == n_tokens * 128 * 2 + (len(DOCS) + 1) * 8
+        assert cost["index_bytes"] == store_bytes + (built[0].path / "index.faiss").stat().st_size
+    assert cost["index_bytes"] > store_bytes and cost["store_bytes"] == store_bytes
+    assert cost["index_bytes"] == cost["approximate_index_bytes"]
+    assert cost["bytes_per_document"] == cost["index_bytes"] / len(DOCS)
+    fp16_bytes = store_bytes if name != "plaid" else store.cost()["compression_ratio"] * store_bytes
+    assert cost["compression_ratio"] == pytest.approx(fp16_bytes / cost["index_bytes"], rel=1e-12)
