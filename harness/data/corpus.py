@@ -55,10 +55,12 @@ class DocumentTable:
         if self._ids is None:
             if self._columns is not None:
                 self._ids = self._columns["id"]
-            else:
-                import pyarrow.parquet as pq
-
-                self._ids = pq.read_table(self.path, columns=["id"]).column("id").to_pylist()
+            else:  # a row group at a time: Arrow's buffers for one group, not the whole column
+                file, ids = self._file(), []
+                for group in range(file.metadata.num_row_groups):
+                    ids.extend(file.read_row_group(group, columns=["id"]).column(0).to_pylist())
+                _release_arrow_memory()
+                self._ids = ids
         return self._ids
 
     def row_groups(self) -> np.ndarray:
@@ -78,16 +80,39 @@ class DocumentTable:
             return
         if start >= stop:
             return
+        pending: dict[str, list] = {c: [] for c in columns}
+        at = start
+        for lo, part in self._slices(start, stop, columns, size):
+            for c in columns:  # batches of ``size`` across row groups, as one reader gave them
+                pending[c].extend(part.column(c).to_pylist())
+            while len(pending[columns[0]]) >= size or (lo + part.num_rows == stop and pending[columns[0]]):
+                yield at, {c: v[:size] for c, v in pending.items()}
+                at += len(pending[columns[0]][:size])
+                pending = {c: v[size:] for c, v in pending.items()}
+
+    def _slices(self, start: int, stop: int, columns: Sequence[str], size: int):
+        """(first row, Arrow record batch) pieces of rows start..stop-1, a row group at a time.
+        One reader a group, its memory handed back after: a reader over many groups reads ahead,
+        and Arrow's allocator keeps what it freed, so the peak grew with the corpus."""
         groups = self.row_groups()
         first, last = int(np.searchsorted(groups, start, "right") - 1), int(np.searchsorted(groups, stop, "left"))
-        at = int(groups[first])
-        for batch in self._file().iter_batches(batch_size=size, row_groups=range(first, last), columns=list(columns)):
-            end = at + batch.num_rows
-            lo, hi = max(start, at), min(stop, end)
-            if lo < hi:
-                part = batch.slice(lo - at, hi - lo)
-                yield lo, {c: part.column(c).to_pylist() for c in columns}
-            at = end
+        file = self._file()
+        for group in range(first, last):
+            at = int(groups[group])
+            for batch in file.iter_batches(batch_size=size, row_groups=[group], columns=list(columns)):
+                end = at + batch.num_rows
+                lo, hi = max(start, at), min(stop, end)
+                if lo < hi:
+                    yield lo, batch.slice(lo - at, hi - lo)
+                at = end
+            _release_arrow_memory()
+
+
+def _release_arrow_memory() -> None:
+    """Give the memory Arrow's allocator keeps after freeing back to the system."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 class Corpus:
