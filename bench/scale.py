@@ -137,7 +137,12 @@ def run_child(args, corpus: Path, home: Path, workers: int, queries: int, query_
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    # A line as each run ends: a bench cut short still shows what it measured.
+    print(f"{corpus.name} on {workers} worker(s): {figures['documents']} documents in {figures['encode_s']:.1f} s, "
+          f"driver peak {figures['driver_peak_rss_bytes'] / 2**20:.0f} MB, phases "
+          + ", ".join(f"{k} {v:.1f}" for k, v in figures["phases"].items()), flush=True)
+    return figures
 
 
 def matmul_probe(dim: int) -> float:
