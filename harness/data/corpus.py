@@ -85,16 +85,18 @@ class DocumentTable:
             return
         pending: dict[str, list] = {c: [] for c in columns}
         at = start
-        for lo, part in self._slices(start, stop, columns, size):
+        for part in self._slices(start, stop, columns, size):
             for c in columns:  # batches of ``size`` across row groups, as one reader gave them
                 pending[c].extend(part.column(c).to_pylist())
-            while len(pending[columns[0]]) >= size or (lo + part.num_rows == stop and pending[columns[0]]):
+            while len(pending[columns[0]]) >= size:
                 yield at, {c: v[:size] for c, v in pending.items()}
-                at += len(pending[columns[0]][:size])
+                at += size
                 pending = {c: v[size:] for c, v in pending.items()}
+        if pending[columns[0]]:
+            yield at, pending
 
     def _slices(self, start: int, stop: int, columns: Sequence[str], size: int):
-        """(first row, Arrow record batch) pieces of rows start..stop-1, a row group at a time.
+        """Arrow record batches of rows start..stop-1 in order, a row group at a time.
         One reader a group, its memory handed back after: a reader over many groups reads ahead,
         and Arrow's allocator keeps what it freed, so the peak grew with the corpus."""
         groups = self.row_groups()
@@ -106,7 +108,7 @@ class DocumentTable:
                 end = at + batch.num_rows
                 lo, hi = max(start, at), min(stop, end)
                 if lo < hi:
-                    yield lo, batch.slice(lo - at, hi - lo)
+                    yield batch.slice(lo - at, hi - lo)
                 at = end
             _release_arrow_memory()
 
@@ -229,8 +231,8 @@ class Documents:
         return len(self.corpus)
 
     def batches(self, size: int = BATCH, first: int = 0, stop: int | None = None) -> Iterator[list[str]]:
-        """The texts of documents first..stop-1, in order, at most ``size`` at a time (batches
-        follow the file's own, so the first may be shorter)."""
+        """The texts of documents first..stop-1, in order, at most ``size`` at a time (fewer where
+        the rows a corpus kept skip some of the table's)."""
         for _, values in self.corpus.read(self.fields, first, stop, size):
             yield join_fields(values, self.fields, self.separator)
 
