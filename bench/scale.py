@@ -3,6 +3,7 @@ driver and of an encoding worker at 1x, 4x and 16x a corpus, exact search time a
 floor, and a projection of wall time and storage for MIRACL and BEIR on 1, 8 and 64 GPUs.
 
     .venv/bin/python bench/scale.py [--sizes 1 4 16] [--layers 1] [--doc-maxlen 64] [--shard-tokens 131072]
+                                    [--queries 100]   (0: encoding and memory only, no search)
 
 The corpus at Nx is SciFact's documents N times under new ids (``<copy>:<id>``), written as a
 Parquet table and read back in batches, as a dataset cache is. The encoder is all-MiniLM-L6-v2
@@ -11,6 +12,10 @@ are what is measured here, and a one-layer model lets 16x SciFact encode in minu
 Each encoding runs in a fresh process (the driver) on a fresh local Ray of ``workers`` CPUs, each
 worker one torch thread, so peak memory is the driver's own and the workers' (what the shard steps
 report), with Ray's start-up left out of the timing. Search runs in the driver, shard by shard.
+The ``--throughput-size`` corpus is encoded again on one worker right after its run on
+``--workers`` (the two closest in time; ``--sizes 16 1 4`` runs the long pair first).
+A last table times the driver's phases around the shard steps (its serial passes, and the
+workers' time outside any step), which is what keeps 2 workers from 2x of 1.
 """
 
 from __future__ import annotations
@@ -91,17 +96,30 @@ def child(args) -> dict:
     retriever = LateInteractionRetriever(args.model, format="plain", dim=args.dim, threads=1,
                                          shard_tokens=args.shard_tokens, device="cpu")
     retriever.set_max_length(32, args.doc_maxlen)
+    from harness.index import shards
+
     with running_steps("ray", args.workers) as steps:
         list(steps.map(warm, range(args.workers)))  # the workers are up before the clock starts
         reset_high_water_mark()
-        t = time.perf_counter()
+        t, began = time.perf_counter(), time.time()
+        # The driver's serial passes, timed apart (the retriever finds both done): the ids, and the
+        # fingerprint that names the corpus in every key.
+        documents.ids
+        phases = {"ids_s": time.perf_counter() - t}
+        documents.fingerprint()
+        phases["fingerprint_s"] = time.perf_counter() - t - phases["ids_s"]
         retriever.index(documents)
         encode_s = time.perf_counter() - t
     cost = retriever.cost()
-    from harness.index import shards
-
-    steps = [{k: step[k] for k in ("pid", "seconds", "documents")} for step in shards.STEPS]
-    out = {"steps": steps, "step_seconds": sum(step["seconds"] for step in steps),"documents": len(documents), "tokens": cost["n_tokens"], "shards": cost["n_shards"], "workers": args.workers,
+    steps = [{k: step[k] for k in ("pid", "seconds", "documents", "began")} for step in shards.STEPS]
+    step_seconds = sum(step["seconds"] for step in steps)
+    phases.update({k: shards.PHASES[k] for k in ("find_s", "steps_s", "open_s")})
+    phases["rest_s"] = encode_s - sum(phases.values())  # key, tie ranks, storage figures
+    # Within the steps phase: until the first step began, and workers' time outside any step.
+    phases["first_step_after_s"] = min(step["began"] for step in steps) - began
+    phases["workers_idle_s"] = phases["steps_s"] * args.workers - step_seconds
+    out = {"steps": steps, "step_seconds": step_seconds, "phases": phases, "documents": len(documents),
+           "tokens": cost["n_tokens"], "shards": cost["n_shards"], "workers": args.workers,
            "encode_s": encode_s, "documents_per_s": len(documents) / encode_s,
            "driver_peak_rss_bytes": high_water_mark(), "worker_peak_rss_bytes": cost.get("shard_worker_peak_rss_bytes")}
     if args.queries:
@@ -121,7 +139,12 @@ def run_child(args, corpus: Path, home: Path, workers: int, queries: int, query_
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode:
         raise SystemExit(f"child failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    # A line as each run ends: a bench cut short still shows what it measured.
+    print(f"{corpus.name} on {workers} worker(s): {figures['documents']} documents in {figures['encode_s']:.1f} s, "
+          f"driver peak {figures['driver_peak_rss_bytes'] / 2**20:.0f} MB, phases "
+          + ", ".join(f"{k} {v:.1f}" for k, v in figures["phases"].items()), flush=True)
+    return figures
 
 
 def matmul_probe(dim: int) -> float:
@@ -155,41 +178,54 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
+    if args.throughput_size not in args.sizes:
+        raise SystemExit(f"--throughput-size {args.throughput_size} is not one of --sizes {args.sizes}")
     rows, _, query_texts = scifact_rows()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         tmp = Path(tmp)
         args.model = str(cut_model(args.layers, tmp / "model"))
         query_file = tmp / "queries.json"
         query_file.write_text(json.dumps(query_texts))
-        gflops = matmul_probe(args.dim)
-        sizes = []
+        gflops = matmul_probe(args.dim) if args.queries else None
+        sizes, throughput = [], []
         for size in args.sizes:
             corpus = write_corpus(rows, size, tmp / f"corpus-{size}.parquet")
             figures = run_child(args, corpus, tmp / f"home-{size}", args.workers, args.queries, query_file)
-            flops = 2 * args.dim * figures["query_tokens"] * figures["tokens"]
-            figures.update({"size": f"{size}x", "search_floor_s": flops / (gflops * 1e9),
-                            "search_vs_floor": figures["search_s"] / (flops / (gflops * 1e9))})
+            figures["size"] = f"{size}x"
+            if args.queries:
+                flops = 2 * args.dim * figures["query_tokens"] * figures["tokens"]
+                figures.update({"search_floor_s": flops / (gflops * 1e9),
+                                "search_vs_floor": figures["search_s"] / (flops / (gflops * 1e9))})
             sizes.append(figures)
             subprocess.run(["rm", "-rf", str(tmp / f"home-{size}")], check=True)  # disk: one corpus's stores at a time
+            if size == args.throughput_size:  # the same corpus on one worker, right after: the closest in time
+                one = run_child(args, corpus, tmp / "home-w1", 1, 0, query_file)
+                throughput = [{**one, "size": f"{size}x"}, figures]
+                subprocess.run(["rm", "-rf", str(tmp / "home-w1")], check=True)
+        sizes.sort(key=lambda row: row["documents"])  # whatever order they ran in (--sizes 16 1 4: the longest first)
         base = sizes[0]
         for row in sizes:
-            row["search_s_per_x"] = row["search_s"] / (row["documents"] / base["documents"])
+            if args.queries:
+                row["search_s_per_x"] = row["search_s"] / (row["documents"] / base["documents"])
             for k in ("driver_peak_rss_bytes", "worker_peak_rss_bytes", "search_peak_rss_bytes"):
                 if row.get(k):
                     row[k.replace("_bytes", "_mb")] = row[k] / 2**20
-        print(f"MaxSim GEMM probe (fastest shape, one thread, output preallocated): {gflops:.1f} GFLOP/s")
-        print_table(sizes, ["size", "documents", "tokens", "shards", "encode_s", "documents_per_s",
-                            "driver_peak_rss_mb", "worker_peak_rss_mb", "search_s", "search_s_per_x",
-                            "search_floor_s", "search_vs_floor", "search_peak_rss_mb"])
+        columns = ["size", "documents", "tokens", "shards", "encode_s", "documents_per_s", "driver_peak_rss_mb",
+                   "worker_peak_rss_mb"]
+        if args.queries:
+            print(f"MaxSim GEMM probe (fastest shape, one thread, output preallocated): {gflops:.1f} GFLOP/s")
+            columns += ["search_s", "search_s_per_x", "search_floor_s", "search_vs_floor", "search_peak_rss_mb"]
+        print_table(sizes, columns)
 
-        # The same corpus on one worker; the two-worker figure is that size's run above.
-        corpus = write_corpus(rows, args.throughput_size, tmp / "corpus-throughput.parquet")
-        throughput = [run_child(args, corpus, tmp / "home-w1", 1, 0, query_file)]
-        subprocess.run(["rm", "-rf", str(tmp / "home-w1")], check=True)
-        throughput.append(next(row for row in sizes if row["size"] == f"{args.throughput_size}x"))
         speedup = throughput[1]["documents_per_s"] / throughput[0]["documents_per_s"]
         print(f"\nencoding {args.throughput_size}x SciFact, one torch thread a worker: 2 workers = {speedup:.2f}x 1 worker")
-        print_table(throughput, ["workers", "documents", "shards", "encode_s", "documents_per_s"])
+        print_table(throughput, ["workers", "documents", "shards", "encode_s", "documents_per_s", "step_seconds"])
+        print("\nthe driver's phases, seconds (first_step_after: from the clock's start to the first step's;"
+              " workers_idle: workers x steps phase - the steps' own seconds)")
+        phase_rows = [{"run": f"{row['size']} on {row['workers']}", **row["phases"]}
+                      for row in [*sizes, throughput[0]]]
+        print_table(phase_rows, ["run", "ids_s", "fingerprint_s", "find_s", "steps_s", "open_s", "rest_s",
+                                 "first_step_after_s", "workers_idle_s"])
 
     one_worker = throughput[0]["documents_per_s"] * base["tokens"] / base["documents"]  # stored tokens/s
     projection = projection_rows(cpu_tokens_per_s=one_worker, cpu_layers=args.layers, doc_maxlen=args.doc_maxlen)

@@ -114,7 +114,7 @@ def run(
     max_documents: Annotated[Optional[int], typer.Option("--max-documents", min=1, help="Smoke run: judged documents and re-ranking candidates of the queries, plus random others up to this many")] = None,
     latency_queries: Annotated[int, typer.Option("--latency-queries", min=0, help="Queries timed one at a time for latency percentiles (0: skip)")] = 50,
     device: Annotated[Optional[str], typer.Option("--device", help="Where encoders and MaxSim run: auto, cpu, cuda, cuda:<n> (default: each retriever's own, auto)")] = None,
-    shard_tokens: Annotated[Optional[int], typer.Option("--shard-tokens", min=1, help="Vectors per document shard of a token store (default: the retriever's, 2^24); results do not depend on it")] = None,
+    shard_tokens: Annotated[Optional[int], typer.Option("--shard-tokens", min=1, help="Most vectors per document shard of a token store: shard_tokens // doc_maxlen documents a shard (default: the retriever's, 2^24); results do not depend on it")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Let checkpoints that ship their own model code (config.json auto_map, e.g. Jina-ColBERT) run it; the protocol card records it")] = False,
     executor: Annotated[ExecutorName, typer.Option("--executor", help="local: one unit after another here; ray: units as Ray tasks, on a local Ray or a joined cluster (needs the [distributed] extra)")] = ExecutorName.local,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="With --executor ray: units at once (default: one per core, or the cluster's CPUs)")] = None,

@@ -47,11 +47,16 @@ def harness_step(fn: Callable[[Any], Any], item: Any) -> tuple[bool, Any, str]:
 
 
 def _share_cores() -> None:
-    """Torch threads = this node's cores / the tasks it runs at once (its CPU slots)."""
+    """Torch threads = this node's cores / the tasks it runs at once (its CPU slots); the Rust
+    tokenizer's the same, since by default each worker's would start a thread per core and take
+    cores from the other workers' forward passes."""
     node = ray.get_runtime_context().get_node_id()
     slots = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
     threads = threads_per_worker(os.cpu_count(), int(slots))
     os.environ[THREADS_ENV] = str(threads)
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # read when the tokenizer first starts its threads
+    if threads == 1:  # read at every call: a tokenizer already started runs on this thread only
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch = __import__("sys").modules.get("torch")
     if torch is not None:  # a worker reused from an earlier task already has torch loaded
         torch.set_num_threads(threads)

@@ -1,8 +1,11 @@
 """Sharded document stores: a corpus's vectors as consecutive spans of documents, each its own
 ``TokenStore`` cached under its own key, plus a manifest of the whole written last.
 
-The plan (``shard_plan``) depends only on the documents' sizes (stored vectors per document, which
-the corpus and the encoder settings fix) and the shard size, so any machine computes the same one.
+The plan (``shard_plan``) depends only on the number of documents, the most vectors a document
+stores (``doc_maxlen`` for token stores, 1 for single vectors) and the shard size, so any machine
+computes the same one without reading, let alone tokenising, the corpus: each shard holds as many
+documents as fit in ``shard_tokens`` vectors at their longest (fewer vectors when documents are
+shorter).
 A shard's key is the document key (which holds the whole corpus's fingerprint) with its place in
 the plan: a finished shard is found again by a run that was killed, and only the missing ones are
 encoded. A plan of one shard keeps the whole store at the document key
@@ -51,6 +54,9 @@ DEFAULT_SHARD_TOKENS = 1 << 24
 STATS: Counter[str] = Counter()
 # What each shard step of the last ``open_or_encode`` in this process reported (``encode_shard``).
 STEPS: list[dict] = []
+# Seconds of the last ``open_or_encode``'s phases in this process: planning and verifying the shards
+# found (``find_s``), the steps (``steps_s``), opening the new shards and writing the plan (``open_s``).
+PHASES: dict[str, float] = {}
 
 
 def worker_figures(steps: list[dict]) -> dict:
@@ -71,20 +77,15 @@ def check_shard_tokens(shard_tokens) -> int:
     return shard_tokens
 
 
-def shard_plan(sizes, shard_tokens: int) -> list[tuple[int, int]]:
-    """(first document, stop document) spans covering all documents in order, each holding at most
-    ``shard_tokens`` vectors (``sizes[i]`` per document; a document larger alone is a shard of its
-    own), filled greedily. No documents: one empty span."""
-    if shard_tokens < 1:
-        raise ValueError("shard_tokens must be at least 1")
-    ends = np.cumsum(np.asarray(sizes, dtype=np.int64))
-    spans, first, n = [], 0, len(ends)
-    while first < n:
-        before = int(ends[first - 1]) if first else 0
-        stop = max(first + 1, int(np.searchsorted(ends, before + shard_tokens, side="right")))
-        spans.append((first, stop))
-        first = stop
-    return spans or [(0, 0)]
+def shard_plan(n_docs: int, doc_vectors: int, shard_tokens: int) -> list[tuple[int, int]]:
+    """(first document, stop document) spans covering ``n_docs`` documents in order, each of
+    ``shard_tokens // doc_vectors`` documents (at least one), so that a shard stores at most
+    ``shard_tokens`` vectors when each document stores at most ``doc_vectors``. No documents: one
+    empty span. A plan from counts alone: planning a corpus of 10^8 documents reads nothing."""
+    if shard_tokens < 1 or doc_vectors < 1:
+        raise ValueError("shard_tokens and doc_vectors must be at least 1")
+    per_shard = max(1, shard_tokens // doc_vectors)
+    return [(a, min(n_docs, a + per_shard)) for a in range(0, n_docs, per_shard)] or [(0, 0)]
 
 
 def sharded_key(document_key: dict, shard_tokens: int) -> dict:
@@ -183,14 +184,14 @@ def encode_shard(job: EncodeJob) -> dict:
     its ``seconds``, and the process it ran in with that process's peak resident memory (a worker's
     own since its task began; harness/executors/ray.py resets it)."""
     path = cache.store_path(job.key)
-    start = time.perf_counter()
+    start, began = time.perf_counter(), time.time()
     with locks.hold(path, f"another process encoding {path}"):
         reused = _open(path) is not None
         if not reused:
             job.encoder.encode_span(*job.span, lambda counts, dim: TokenStoreWriter(
                 path, counts, dim, dtype=job.dtype, manifest=cache.stored_key(job.key)))
-    return {"reused": reused, "seconds": time.perf_counter() - start, "documents": job.span[1] - job.span[0],
-            "pid": os.getpid(), "peak_rss_bytes": high_water_mark()}
+    return {"reused": reused, "seconds": time.perf_counter() - start, "began": began,
+            "documents": job.span[1] - job.span[0], "pid": os.getpid(), "peak_rss_bytes": high_water_mark()}
 
 
 def _open(path: Path) -> TokenStore | None:
@@ -204,23 +205,26 @@ def _open(path: Path) -> TokenStore | None:
         return None
 
 
-def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np.ndarray], encoder: Any,
+def open_or_encode(document_key: dict, shard_tokens: int, n_docs: int, doc_vectors: int, encoder: Any,
                    dtype: str = "float16", gpus: float = 0) -> tuple[TokenStore | ShardedStore, bool]:
-    """The store of ``document_key`` in shards of ``shard_tokens`` vectors: every whole shard
-    reused, the others encoded as ``EncodeJob`` steps on the step executor (harness.executors:
-    a loop here, or Ray tasks, ``gpus`` each); the documents' vector counts (``sizes()``) are
-    asked for only when no manifest holds the plan. True when every shard was reused. One shard
-    comes back as its ``TokenStore``."""
+    """The store of ``document_key`` (``n_docs`` documents of at most ``doc_vectors`` vectors) in
+    shards of at most ``shard_tokens`` vectors: every whole shard reused, the others encoded as
+    ``EncodeJob`` steps on the step executor (harness.executors: a loop here, or Ray tasks, ``gpus``
+    each); a manifest's plan, where one is stored, is the plan. True when every shard was reused.
+    One shard comes back as its ``TokenStore``."""
+    t = time.perf_counter()
     folder = cache.store_path(sharded_key(document_key, shard_tokens))
     spans = _read_plan(folder)
     planned = spans is not None
     if spans is None:
-        spans = shard_plan(sizes(), shard_tokens)
+        spans = shard_plan(n_docs, doc_vectors, shard_tokens)
     keys = [shard_key(document_key, span, len(spans)) for span in spans]
     found = [_open(cache.store_path(key)) for key in keys]
     jobs = [EncodeJob(key, span, dtype, encoder) for key, span, store in zip(keys, spans, found) if store is None]
     reused = len(spans) - len(jobs)
+    PHASES["find_s"], t = time.perf_counter() - t, time.perf_counter()
     STEPS[:] = _run_steps(encode_shard, jobs, gpus)
+    PHASES["steps_s"], t = time.perf_counter() - t, time.perf_counter()
     reused += sum(step["reused"] for step in STEPS)
     # A shard a step returned was verified there, or written and checksummed there from the file
     # as written: reading it all back here again would double the I/O of every new shard.
@@ -232,32 +236,8 @@ def open_or_encode(document_key: dict, shard_tokens: int, sizes: Callable[[], np
         STATS["reused"] += reused
     if not (planned and hit):
         _write_plan(folder, sharded_key(document_key, shard_tokens), spans, keys)
+    PHASES["open_s"] = time.perf_counter() - t
     return (shards[0] if len(shards) == 1 else ShardedStore(spans, shards)), hit
-
-
-SIZE_BLOCK = 8192  # documents a sizing step tokenises
-
-
-@dataclass(frozen=True)
-class SizeJob:
-    """Count the vectors each of documents ``span`` stores (``encoder.count_span(first, stop)``)."""
-
-    encoder: Any
-    span: tuple[int, int]
-
-    def __str__(self) -> str:
-        return f"sizing documents {self.span[0]}-{self.span[1] - 1}"
-
-
-def size_step(job: SizeJob) -> np.ndarray:
-    return np.asarray(job.encoder.count_span(*job.span), dtype=np.int64)
-
-
-def document_sizes(encoder: Any, n_docs: int, block: int = SIZE_BLOCK) -> np.ndarray:
-    """Every document's vector count, the corpus tokenised in blocks on the step executor (so the
-    plan of a large corpus is not one process's serial pass; tokenising needs no GPU)."""
-    jobs = [SizeJob(encoder, (a, min(n_docs, a + block))) for a in range(0, n_docs, block)]
-    return np.concatenate(_run_steps(size_step, jobs)) if jobs else np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)

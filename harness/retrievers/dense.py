@@ -180,8 +180,8 @@ class DenseRetriever(Retriever):
                # Pooling and normalisation are sentence-transformers' own code.
                "libraries": versions("sentence-transformers")}
         t = time.perf_counter()
-        self._store, hit = shards.open_or_encode(key, self.shard_tokens, lambda: np.ones(len(documents), np.int64),
-                                                 self, dtype="float32", gpus=self._step_gpus)
+        self._store, hit = shards.open_or_encode(key, self.shard_tokens, len(documents), 1, self, dtype="float32",
+                                                 gpus=self._step_gpus)  # one vector a document
         elapsed = time.perf_counter() - t
         self._cost.update(shards.worker_figures(shards.STEPS))
         self._cost.update({"document_cache": "hit" if hit else "miss", "n_documents": self._store.n_docs,

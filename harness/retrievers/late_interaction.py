@@ -197,11 +197,6 @@ class LateInteractionRetriever(Retriever):
         return encoder.encode_documents(self._documents.batches(encoder.chunk_documents, first, stop), writer,
                                         total=stop - first)
 
-    def count_span(self, first: int, stop: int) -> Any:
-        """The vectors each of documents first..stop-1 stores (a sizing step of the shard plan)."""
-        encoder = self._encoder_()
-        return encoder.document_token_counts(self._documents.batches(encoder.chunk_documents, first, stop))
-
     def index(self, documents: Documents | list[str], texts: list[str] | None = None) -> None:
         documents = as_documents(documents, texts)
         self._documents = documents
@@ -210,8 +205,9 @@ class LateInteractionRetriever(Retriever):
         self._cost["device"] = self.device
         key = self.document_key(documents)
         t = time.perf_counter()
+        # A document stores at most doc_maxlen vectors: the plan needs no pass over the texts.
         self._store, hit = shards.open_or_encode(
-            key, self.shard_tokens, lambda: shards.document_sizes(self, len(documents)),
+            key, self.shard_tokens, len(documents), self.checkpoint.settings.doc_maxlen,
             self, dtype=self.storage_dtype, gpus=self._step_gpus)
         elapsed = time.perf_counter() - t
         self._cost.update(shards.worker_figures(shards.STEPS))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.executors import threads_per_worker
+
 from tests.conftest import REPO, run_cli
 from tests.executors.grid_world import SAMPLE, assert_same_results, leftovers, processes, stored, write_suite
 
@@ -91,3 +93,30 @@ def test_keep_going_on_ray_reports_the_failed_unit_and_stores_the_others(cluster
     assert sorted(stored(tmp_path / "kept")) == ["bm25"]
     assert stored(tmp_path / "kept")["bm25"][0] == stored(local)["bm25"][0]
     assert leftovers(tmp_path / "kept") == []
+
+
+def tokenizer_threads(texts: list[str]) -> tuple[str | None, int]:
+    """On a worker: the torch threads its executor gave, and the threads a Rust tokenizer's batch
+    call started in this process (its thread pool: one per core unless told otherwise)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    before = len(os.listdir("/proc/self/task"))
+    assert [e.ids for e in tokenizer.encode_batch(texts)][:2] == [[1, 2], [2, 0]]
+    return os.environ.get("HARNESS_THREADS"), len(os.listdir("/proc/self/task")) - before
+
+
+def test_a_steps_tokenizer_takes_its_share_of_the_cores_as_torch_does(cluster):
+    from harness.executors.ray import RayExecutor
+
+    executor = RayExecutor(workers=2)  # joins the module's Ray (2 CPU slots on this 2-core machine)
+    slots = threads_per_worker(os.cpu_count(), 2)
+    try:
+        (done,) = list(executor.map(tokenizer_threads, [["a b", "b c"] * 2000]))
+    finally:
+        executor.close()
+    assert not done.failed, done.traceback
+    # One thread a worker: the batch runs on the step's own thread, no pool of the tokenizer's.
+    torch_threads, started = done.value
+    assert torch_threads == str(slots) and started <= (0 if slots == 1 else slots)

@@ -10,14 +10,15 @@ from harness.index.token_store import TokenStore
 from harness.runs import tie_ranks
 
 
-def test_a_plan_fills_shards_greedily_and_gives_a_long_document_its_own():
-    assert shard_plan([3, 3, 3, 3], 6) == [(0, 2), (2, 4)]
-    assert shard_plan([3, 3, 3, 3], 7) == [(0, 2), (2, 4)]
-    assert shard_plan([2, 9, 1, 1], 4) == [(0, 1), (1, 2), (2, 4)]
-    assert shard_plan([5, 5], 100) == [(0, 2)]
-    assert shard_plan([], 10) == [(0, 0)]
+def test_a_plan_gives_each_shard_the_documents_that_fit_at_their_most_vectors():
+    assert shard_plan(4, 3, 6) == [(0, 2), (2, 4)]
+    assert shard_plan(4, 3, 7) == [(0, 2), (2, 4)]
+    assert shard_plan(5, 3, 7) == [(0, 2), (2, 4), (4, 5)]
+    assert shard_plan(3, 9, 4) == [(0, 1), (1, 2), (2, 3)]  # a document longer than a shard is one alone
+    assert shard_plan(2, 5, 100) == [(0, 2)]
+    assert shard_plan(0, 5, 10) == [(0, 0)]
     with pytest.raises(ValueError, match="at least 1"):
-        shard_plan([1], 0)
+        shard_plan(1, 1, 0)
 
 
 def test_merging_shard_top_lists_is_the_top_k_of_all_documents_with_ties_in_trec_eval_order():
@@ -63,19 +64,18 @@ def test_a_sharded_store_reuses_whole_shards_and_encodes_a_damaged_one_again(tmp
     key = {"role": "document", "corpus": cache.corpus_fingerprint(ids, texts)}
     encoder = Ones()
     encoded = encoder.encoded
-    sizes = lambda: np.full(10, 2)  # noqa: E731
-    store, hit = shards.open_or_encode(key, 6, sizes, encoder)
+    store, hit = shards.open_or_encode(key, 6, 10, 2, encoder)
     assert not hit and store.spans == [(0, 3), (3, 6), (6, 9), (9, 10)] and encoded == store.spans
     assert store.n_docs == 10 and store.n_tokens == 20 and store.offsets.tolist() == list(range(0, 21, 2))
     assert store.doc(7).tolist() == [[7.0] * 4] * 2
-    # Damage one shard: only it is encoded again, and the plan comes from the manifest, not sizes().
+    # Damage one shard: only it is encoded again, by the manifest's plan (these counts would plan 2 a shard).
     vectors = store.shards[2].path / "vectors.bin"
     data = vectors.read_bytes()
     vectors.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
     encoded.clear()
-    again, hit = shards.open_or_encode(key, 6, lambda: pytest.fail("planned again"), encoder)
+    again, hit = shards.open_or_encode(key, 6, 10, 3, encoder)
     assert not hit and encoded == [(6, 9)] and again.doc(7).tolist() == [[7.0] * 4] * 2
-    third, hit = shards.open_or_encode(key, 6, sizes, encoder)
+    third, hit = shards.open_or_encode(key, 6, 10, 2, encoder)
     assert hit and encoded == [(6, 9)]
     assert dict(shards.STATS) == {"encoded": 5, "reused": 7} and dict(cache.STATS) == {"misses": 2, "hits": 1}
 
@@ -85,6 +85,6 @@ def test_one_shard_is_the_whole_store_at_its_document_key(tmp_path, monkeypatch)
     shards.STATS.clear()
     ids, texts = ["a", "b"], ["x", "y"]
     key = {"role": "document", "corpus": cache.corpus_fingerprint(ids, texts)}
-    store, _ = shards.open_or_encode(key, 100, lambda: np.full(2, 2), Ones())
+    store, _ = shards.open_or_encode(key, 100, 2, 2, Ones())
     assert isinstance(store, TokenStore) and store.path == cache.store_path(key)
     assert not shards.STATS  # shard counters are for stores of several shards

@@ -38,7 +38,8 @@ def ranked(run):
     return {q: [d for d, _ in run[q]] for q in run}
 
 
-@pytest.mark.parametrize("shard_tokens", [1 << 24, 60], ids=["one shard", "shards"])
+# 256 vectors: 4 documents a shard at doc_maxlen 64 (a plan counts each document at its most).
+@pytest.mark.parametrize("shard_tokens", [1 << 24, 256], ids=["one shard", "shards"])
 @pytest.mark.parametrize("name", list(EVERYTHING))
 def test_settings_that_exclude_nothing_give_the_exact_run(name, shard_tokens):
     storage = "residual-2" if name == "plaid" else "fp16"
