@@ -85,22 +85,27 @@ class _Bar:
         global _live, _open
         if _live is None:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
             _live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("{task.fields[unit]}"), TaskProgressColumn(),
-                             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[left]}"),
                              console=Console(stderr=True), transient=True)
             _live.start()
         _open += 1
         self.unit, self.start = unit, time.perf_counter()
-        self.task = _live.add_task(what, total=total, unit=unit, rate="")
+        self.total = total
+        self.task = _live.add_task(what, total=total, unit=unit, rate="", left="-:--:--")
 
     def advance(self, n: int) -> None:
         done = _live.tasks[[t.id for t in _live.tasks].index(self.task)].completed + n
         rate = done / max(time.perf_counter() - self.start, 1e-9)
-        _live.update(self.task, advance=n, rate=f"{rate:,.1f} {self.unit}/s")
+        # Time left from the mean rate since the start, as the plain lines say it: rich's own
+        # estimate looks at the last 30 s only, and steps that advance once a chunk (encoding a
+        # few hundred documents at a time) would show none.
+        left = int((self.total - done) / rate) if rate > 0 else None
+        _live.update(self.task, advance=n, rate=f"{rate:,.1f} {self.unit}/s",
+                     left="-:--:--" if left is None else f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}")
 
     def close(self) -> None:
         global _live, _open
