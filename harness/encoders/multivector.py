@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, nullcontext
 
@@ -204,13 +204,6 @@ class MultiVectorEncoder:
         np.cumsum(lengths, out=starts[1:])
         keep = ~np.isin(flat, np.fromiter(self.skip_ids, dtype=np.int64, count=len(self.skip_ids)))
         return flat, starts, keep
-
-    def document_token_counts(self, texts: Iterable[str] | Iterable[list[str]]) -> np.ndarray:
-        """The number of vectors each document stores (what a shard plan weighs), tokenised a
-        chunk at a time without encoding. ``texts``: a list, or batches of texts (lists)."""
-        counts = [np.add.reduceat(keep, starts[:-1]).astype(np.int64)
-                  for _, _, starts, keep in self._document_chunks(texts)]
-        return np.concatenate(counts) if counts else np.zeros(0, np.int64)
 
     def _document_chunks(self, texts) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """(index of the chunk's first document, flat ids, starts, stored-token mask) per chunk of
