@@ -35,3 +35,24 @@ def ndcg(grades: list[int], judged: list[int], k: int = 10) -> float:
         return sum(g / math.log2(i + 2) for i, g in enumerate(gs))
 
     return dcg(grades[:k]) / dcg(sorted(judged, reverse=True)[:k])
+
+
+def scifact_suite(name: str, description: str, retrievers: str, document_length: int = 64,
+                  metrics: str = "[ndcg@10]") -> str:
+    """A suite file's text: BEIR SciFact's test split (from the pre-seeded ir_datasets cache) with
+    the given ``retrievers:`` section (YAML, indented two spaces), depth 100, nDCG@10 main metric."""
+    return f"""name: {name}
+description: {description}
+defaults:
+  language: en
+  split: test
+  text: {{document_fields: [title, text], separator: " "}}
+  max_length: {{query: 32, document: {document_length}}}
+  depth: 100
+  metrics: {metrics}
+  main_metric: ndcg@10
+datasets:
+  scifact:
+    source: {{kind: ir_datasets, id: beir/scifact/test}}
+retrievers:
+{retrievers}"""

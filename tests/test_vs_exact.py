@@ -11,6 +11,7 @@ from harness.results import load_record
 from harness.runs import Run
 from harness.significance import paired_bootstrap, randomization_test
 from harness.suite import load_suite
+from tests.helpers import scifact_suite
 
 
 def rbo_by_definition(a, b, p=0.99):
@@ -38,26 +39,12 @@ def test_rbo_and_recall_of_exact_on_hand_made_rankings():
     assert 0 < vs_exact.rbo(b[:5], a) < 1 and vs_exact.rbo(b[:5], a) == vs_exact.rbo(a, b[:5])
 
 
-SUITE = """
-name: approx-check
-description: PLAID against exact search on a SciFact sample
-defaults:
-  language: en
-  split: test
-  text: {document_fields: [title, text], separator: " "}
-  max_length: {query: 32, document: 64}
-  depth: 100
-  metrics: [ndcg@10]
-  main_metric: ndcg@10
-datasets:
-  scifact:
-    source: {kind: ir_datasets, id: beir/scifact/test}
-retrievers:
+SUITE = scifact_suite("approx-check", "PLAID against exact search on a SciFact sample", """\
   minilm:
     class: late_interaction
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128, storage: residual-2}
     sweep: {index: [exact, plaid]}
-"""
+""")
 
 
 def test_loss_fields_equal_an_independent_computation_from_the_two_stored_runs(tmp_path, monkeypatch, offline):

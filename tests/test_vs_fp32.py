@@ -10,27 +10,14 @@ from harness.report.write import write_reports
 from harness.results import load_per_query, load_record
 from harness.significance import paired_bootstrap, randomization_test
 from harness.suite import load_suite
+from tests.helpers import scifact_suite
 
-SUITE = """
-name: int8-check
-description: int8 against fp32 on a SciFact sample
-defaults:
-  language: en
-  split: test
-  text: {document_fields: [title, text], separator: " "}
-  max_length: {query: 32, document: 64}
-  depth: 100
-  metrics: [ndcg@10]
-  main_metric: ndcg@10
-datasets:
-  scifact:
-    source: {kind: ir_datasets, id: beir/scifact/test}
-retrievers:
+SUITE = scifact_suite("int8-check", "int8 against fp32 on a SciFact sample", """\
   minilm:
     class: late_interaction
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, device: cpu}
     sweep: {precision: [fp32, int8], dim: [384, 64]}
-"""
+""")
 
 
 def _run(tmp_path, results, int8_first: bool) -> dict:

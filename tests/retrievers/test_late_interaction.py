@@ -13,6 +13,7 @@ from harness.retrievers.late_interaction import LateInteractionRetriever
 
 from tests.checkpoints import local_minilm
 from tests.conftest import SCIFACT_SUITE, run_cli
+from tests.helpers import scifact_suite
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 IDS = ["bone", "cold", "protein", "brain"]
@@ -264,26 +265,12 @@ def test_unknown_storage_is_refused():
         retriever(storage="int4")
 
 
-STORAGE_SUITE = """
-name: storage-check
-description: storage kinds of one encoding, on a SciFact sample
-defaults:
-  language: en
-  split: test
-  text: {document_fields: [title, text], separator: " "}
-  max_length: {query: 32, document: 128}
-  depth: 100
-  metrics: [ndcg@10]
-  main_metric: ndcg@10
-datasets:
-  scifact:
-    source: {kind: ir_datasets, id: beir/scifact/test}
-retrievers:
+STORAGE_SUITE = scifact_suite("storage-check", "storage kinds of one encoding, on a SciFact sample", """\
   minilm:
     class: late_interaction
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128}
     sweep: {storage: [fp16, int8, residual-4, residual-2, residual-1]}
-"""
+""", document_length=128)
 
 
 def test_storage_quality_on_a_scifact_sample(tmp_path):
