@@ -250,6 +250,7 @@ def _dataset_column(suite: str, dataset: str, recs: list[ResultRecord], labels: 
         raise _mismatch(suite, dataset, own)
     main = next(r for r in own if r.protocol_hash == main_hash)
     column = _DatasetColumn(dataset, metric or main.main_metric, main_hash, main.protocol, {}, {}, {})
+    seen: dict[str, ResultRecord] = {}  # row -> the result already in it
     for r in recs:
         if column.metric not in r.metrics:
             raise ProtocolMismatchError(
@@ -257,9 +258,13 @@ def _dataset_column(suite: str, dataset: str, recs: list[ResultRecord], labels: 
                 f"{', '.join(r.metrics)}. Choose one of those with --metric.")
         row = labels[r.key]
         if row in column.values:
+            first = seen[row]
+            how = (f"under protocols {first.protocol_hash[:8]} and {r.protocol_hash[:8]}"
+                   if first.protocol_hash != r.protocol_hash else "one system and protocol, stored twice")
             raise ProtocolMismatchError(
-                f"Two results for {row} on {suite}/{dataset} (under protocols "
-                f"{r.protocol_hash[:8]} and another). Remove one of the result folders.")
+                f"Two results for row {row} on {suite}/{dataset}: {first.label} and {r.label} ({how}). "
+                "Remove one of the result folders.")
+        seen[row] = r
         column.values[row] = r.metrics[column.metric]
         column.keys[row] = result_id(r)
         if r.ties and r.ties.get("metric") == column.metric:

@@ -143,3 +143,14 @@ def test_a_gap_that_tied_scores_alone_could_close_is_marked():
     # Without tie reports (older records), nothing is marked.
     (plain,) = build_tables([make_record("best", "scifact", 0.6), make_record("close", "scifact", 0.57)])
     assert plain.tie_marks == {} and "‡" not in plain.caption()
+
+
+def test_one_system_stored_under_two_names_is_refused_naming_both():
+    # `harness run --model M` and a suite entry of the same configuration store one system twice.
+    first = make_record("minilm-maxsim@dim=128", "scifact", 0.70)
+    again = first.model_copy(update={"retriever": {**first.retriever, "name": "all-MiniLM-L6-v2@dim=128"}})
+    with pytest.raises(ProtocolMismatchError) as e:
+        build_tables([first, again, make_record("bm25", "scifact", 0.67)])
+    row = "all-MiniLM-L6-v2@dim=128"  # a key's row takes the label of the last result with that key
+    assert str(e.value) == (f"Two results for row {row} on beir/scifact: minilm-maxsim@dim=128 and {row} "
+                            "(one system and protocol, stored twice). Remove one of the result folders.")
