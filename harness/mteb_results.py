@@ -118,7 +118,14 @@ def export_mteb(results: Path, out: Path, suites_dir: Path = Path("suites")) -> 
                          "to the dataset's metrics to export it.")
             continue
         name, revision = model_name(record)
-        entry = files.setdefault((name, revision, task.metadata.name), {"task": task, "scores": {}, "time": 0.0})
+        entry = files.setdefault((name, revision, task.metadata.name), {"task": task, "scores": {}, "time": 0.0,
+                                                                         "from": {}})
+        if (split, subset) in entry["from"]:  # one file holds one score a (split, subset): never pick one silently
+            raise HarnessError(
+                f"Two results export to {name}'s {task.metadata.name} {split}/{subset}: {entry['from'][split, subset]} "
+                f"and {record.key} ({where}). Remove one of the result folders, or run one under another name "
+                "(`--name`, or another retriever name in the suite).")
+        entry["from"][split, subset] = record.key
         entry["scores"].setdefault(split, {})[subset] = {**scores, "main_score": scores[main]}
         entry["time"] += float(sum(record.timings.values()))
     written = []

@@ -88,6 +88,26 @@ def test_the_main_score_is_mteb_s_own(tmp_path, monkeypatch):
     assert record.metrics["map@1000"] != record.metrics["ndcg@10"]
 
 
+def test_two_results_of_one_name_are_not_exported_into_one_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "harness"))
+    beir_folder(tmp_path / "data")
+    suites, results = tmp_path / "suites", tmp_path / "results"
+    suites.mkdir()
+    for k1 in (0.9, 1.2):  # one name, two configurations: two result folders
+        (suites / "mine.yaml").write_text(
+            "name: mine\ndatasets:\n  mine:\n    source: {kind: local, path: ../data, format: beir}\n"
+            "    language: en\n    split: test\n    mteb: {task: SciFact}\n"
+            f"retrievers:\n  bm25: {{class: bm25, params: {{k1: {k1}}}}}\n")
+        done = run_cli("run", str(suites / "mine.yaml"), "-r", "bm25", "--latency-queries", "0", "--results", str(results))
+        assert done.returncode == 0, done.stderr
+    keys = sorted(record.key for _, record in ResultStore(results).records())
+    done = run_cli("export", str(results), "--to", str(tmp_path / "out"), "--suites", str(suites))
+    assert done.returncode == 2 and not (tmp_path / "out").exists()
+    message = " ".join(done.stderr.split())
+    assert message.startswith("error: Two results export to harness/bm25's SciFact test/default: ")
+    assert all(key in message for key in keys) and "Remove one of the result folders" in message
+
+
 def test_imported_mteb_numbers_are_reference_rows_beside_the_harness_s(scifact_results, tmp_path):
     results, env = scifact_results
     published = tmp_path / "mteb-results" / "sentence-transformers__all-MiniLM-L6-v2" / MINILM_REVISION
