@@ -181,6 +181,20 @@ def result_folders(root: str | Path) -> list[Path]:
     return sorted(f for f in found if not any(part.startswith(".") for part in f.relative_to(root).parts))
 
 
+def stored_with_card(root: str | Path, card_hash: str, dataset: str) -> tuple[Path, ResultRecord] | None:
+    """(folder, record) of the harness's own result under ``root`` with protocol card ``card_hash``
+    on ``dataset`` (the reference an approximate or int8 result is compared with), or None. A
+    damaged result is no reference: it is skipped."""
+    for folder in result_folders(root):
+        try:
+            record = load_record(folder)
+        except (CorruptFileError, OSError, ValueError):
+            continue
+        if record.card_hash == card_hash and record.dataset == dataset and record.origin == "retriever":
+            return folder, record
+    return None
+
+
 def verify_result(folder: str | Path) -> None:
     """``DamagedResultError`` unless every file of the result folder matches its manifest."""
     folder = Path(folder)

@@ -135,15 +135,15 @@ def exact_reference(card_hash: str, results: Path, dataset: str, home: Path, sea
     under ``results``, else the run cached under ``home``, else ``search()`` (then cached)."""
     from harness import atomic
     from harness.errors import CorruptFileError
-    from harness.results import load_record, result_folders
+    from harness.results import stored_with_card
 
-    for folder in result_folders(results):
+    found = stored_with_card(results, card_hash, dataset)
+    if found is not None:
+        folder, record = found
         try:
-            record = load_record(folder)
-            if record.card_hash == card_hash and record.dataset == dataset and record.origin == "retriever":
-                return Run.from_trec(folder / "run.trec.gz"), record.cost, "stored result"
+            return Run.from_trec(folder / "run.trec.gz"), record.cost, "stored result"
         except (CorruptFileError, OSError, ValueError):
-            continue  # a damaged result is not a reference
+            pass  # a damaged result is not a reference
     path = cached_run_path(home, card_hash)
     run = read_cached_run(path) if path.exists() else None
     if run is not None:

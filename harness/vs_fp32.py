@@ -40,20 +40,10 @@ def delta(fp32: dict[str, float], int8: dict[str, float], metric: str, fp32_key:
 
 def stored_fp32(card: ProtocolCard, dataset: str, results: Path):
     """(folder, record) of the stored fp32 counterpart of the int8 result ``card``, or None."""
-    from harness.errors import CorruptFileError
-    from harness.results import load_record, result_folders
+    from harness.results import stored_with_card
 
     wanted = fp32_card_hash(card)
-    if wanted is None:
-        return None
-    for folder in result_folders(results):
-        try:
-            record = load_record(folder)
-        except (CorruptFileError, OSError, ValueError):
-            continue  # a damaged result is not a reference
-        if record.card_hash == wanted and record.dataset == dataset and record.origin == "retriever":
-            return folder, record
-    return None
+    return None if wanted is None else stored_with_card(results, wanted, dataset)
 
 
 def per_query_scores(folder: Path, metric: str) -> dict[str, float]:
