@@ -7,7 +7,7 @@ import html
 import re
 from pathlib import Path
 
-from harness.report.plots import Plot
+from harness.report.figures import Plot
 from harness.report.formats import DELTA, caption
 from harness.report.tables import AVG, Table, fmt
 

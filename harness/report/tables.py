@@ -20,6 +20,7 @@ from typing import Any
 from harness.errors import ProtocolMismatchError
 from harness.hashing import sha256
 from harness.protocol import MISMATCH_MARK, ProtocolCard
+from harness.report.protocol_summary import protocol_summary
 from harness.report.tie_marks import NOTE as TIE_NOTE
 from harness.report.tie_marks import tie_marks
 from harness.results import REPORTED, ResultRecord
@@ -176,39 +177,7 @@ def fmt(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
-# The protocol fields a reader needs to know what a table compares, in reading order.
-def _max_length(v: dict | None) -> str:
-    v = v or {}
-    show = lambda n: "model's own" if n is None else str(n)  # noqa: E731
-    return f"max length query {show(v.get('query'))} / document {show(v.get('document'))} tokens"
-
-
-_SUMMARY_FIELDS = [
-    ("split", lambda v: f"split {v}"),
-    ("max_length", _max_length),
-    ("mode", lambda v: "full-corpus retrieval" if v == "full" else "re-ranking given candidates"),
-    ("depth", lambda v: f"depth {v}"),
-]
-
-
-def protocol_summary(cards: list[tuple[str, dict[str, Any]]]) -> str:
-    """One clause per protocol field; a field whose value differs between datasets names them."""
-    clauses = []
-    for name, show in _SUMMARY_FIELDS:
-        by_value: dict[str, list[str]] = defaultdict(list)
-        for label, card in cards:
-            by_value[show(card.get(name))].append(label)
-        if len(by_value) == 1:
-            clauses.append(next(iter(by_value)))
-        else:
-            clauses.append("; ".join(f"{v} ({', '.join(labels)})" for v, labels in sorted(by_value.items())))
-    sampled = sorted(label for label, card in cards if (card.get("filters") or {}).get("sample"))
-    if sampled:
-        clauses.append(f"sampled: {', '.join(sampled)}")
-    return "; ".join(clauses)
-
-
-def _row_labels(records: list[ResultRecord]) -> dict[str, str]:
+def row_labels(records: list[ResultRecord]) -> dict[str, str]:
     """Row label per record key: the retriever's name, plus a configuration hash where two
     configurations share a name."""
     config = {r.key: sha256({"class": r.retriever.get("class"), "params": r.retriever.get("params")})[:6]
@@ -318,7 +287,7 @@ def _suite_columns(records: list[ResultRecord], metric: str | None, force: bool)
     for r in records:
         by_suite[r.suite].append(r)
     for suite, recs in sorted(by_suite.items()):
-        labels = _row_labels(recs)
+        labels = row_labels(recs)
         by_dataset: dict[str, list[ResultRecord]] = defaultdict(list)
         for r in recs:
             by_dataset[r.dataset].append(r)

@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.report.pareto import pareto_frontier  # noqa: E402
-from harness.report.plots import (_STYLE, Plot, _legend_outside, _plain_log_ticks, _points, _safe,  # noqa: E402
-                                  _save, metric_name)
+from harness.report.figures import (STYLE, Plot, legend_outside, metric_name, plain_log_ticks,  # noqa: E402
+                                    points_by_section, safe_name, save_figure)
 from harness.report.tables import Table, result_id  # noqa: E402
 from harness.results import ResultRecord  # noqa: E402
 
@@ -43,7 +43,7 @@ def latency_vs_loss(records: list[ResultRecord], out: Path, metric: str | None) 
     """Per dataset with approximate results: their search latency p50 (log) against their loss,
     exact search at 0, the Pareto frontier (lower latency, smaller loss) drawn through."""
     plots = []
-    for (suite, dataset), points in _points(records, metric).items():
+    for (suite, dataset), points in points_by_section(records, metric).items():
         drawn = [(p.label, p.record.vs_exact["latency_ms"]["p50"], 100 * p.record.vs_exact["delta"])
                  for p in points if p.record.vs_exact and p.record.vs_exact.get("latency_ms")]
         if not drawn:
@@ -56,7 +56,7 @@ def latency_vs_loss(records: list[ResultRecord], out: Path, metric: str | None) 
         for ms, of in references.items():
             drawn.append(("exact" if len(references) == 1 else f"exact (reference of {', '.join(of)})", ms, 0.0))
         frontier = pareto_frontier([(ms, delta) for _, ms, delta in drawn])
-        with plt.rc_context(_STYLE):
+        with plt.rc_context(STYLE):
             main = metric_name(metric or points[0].record.main_metric)
             plots.append(_draw(suite, dataset, drawn, frontier, out, main))
     return plots
@@ -72,12 +72,12 @@ def _draw(suite: str, dataset: str, drawn: list[tuple[str, float, float]], front
             label="Pareto frontier")
     ax.axhline(0.0, color="#888", lw=0.8)
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel("search latency p50, one query (ms, log scale)")
     ax.set_ylabel(f"Δ {main} vs exact (×100)")
     ax.set_title(f"{suite}/{dataset}: latency against loss", fontsize=9)
-    _legend_outside(ax)
-    png, svg = _save(fig, out, f"latency-vs-loss_{_safe(suite)}_{_safe(dataset)}")
+    legend_outside(ax)
+    png, svg = save_figure(fig, out, f"latency-vs-loss_{safe_name(suite)}_{safe_name(dataset)}")
     return Plot("latency-loss", f"{suite}/{dataset}",
                 f"{suite}/{dataset}: search latency against the loss in {main} vs exact search", png, svg,
                 note="Outlined and joined: the Pareto frontier (no other index is faster and loses less).",
