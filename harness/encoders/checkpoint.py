@@ -75,9 +75,24 @@ class Checkpoint:
         return hidden if isinstance(hidden, int) else None
 
     def _load_one(self):
+        import logging
+
         from transformers import AutoModel
 
-        return AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code).eval()
+        # transformers logs a "LOAD REPORT" table for every key it did not match; for a Stanford
+        # checkpoint that is always the projection (``linear.*``), which this module reads itself.
+        # The report is silenced for this call and its one real danger checked here instead: an
+        # encoder weight missing from the file would be randomly initialised, and score silently.
+        log = logging.getLogger("transformers.modeling_utils")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            model, info = AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code,
+                                                    output_loading_info=True)
+        finally:
+            log.setLevel(level)
+        check_loaded_weights(self.path, info)
+        return model.eval()
 
     def load_model(self):
         from transformers import AutoTokenizer
@@ -96,6 +111,32 @@ class Checkpoint:
                 merged[name] += weight * tensor.double()
         model.load_state_dict({name: tensor.to(model.state_dict()[name].dtype) for name, tensor in merged.items()})
         return tokenizer, model.eval()
+
+
+# Weights an encoder may lack without changing its token vectors: BERT's pooler (the [CLS] head for
+# next-sentence prediction) is never used for last hidden states, and ColBERT checkpoints omit it.
+_UNUSED_WEIGHTS = ("pooler.",)
+# Keys a checkpoint holds beside the encoder that this module reads itself (the projection).
+_PROJECTION_WEIGHTS = ("linear.",)
+
+
+def check_loaded_weights(path: Path, info: dict[str, Any]) -> None:
+    """Refuse a model whose weights file lacks encoder weights (transformers would initialise them
+    at random); warn about keys in the file that neither the encoder nor the projection uses."""
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_UNUSED_WEIGHTS))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UnknownNameError(
+            f"{path}: the weights file lacks {len(missing)} of the encoder's weights ({shown}); transformers "
+            f"would initialise them at random. The checkpoint is incomplete or its config.json names "
+            f"another architecture: re-download or re-export it.")
+    unused = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(_PROJECTION_WEIGHTS))
+    if unused:
+        import warnings
+
+        shown = ", ".join(unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
+        warnings.warn(f"{path}: {len(unused)} weights in the file are not used by the encoder ({shown}).",
+                      stacklevel=3)
 
 
 def resolve_path(name_or_path: str, revision: str | None = None) -> tuple[Path, str | None]:

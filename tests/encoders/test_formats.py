@@ -311,3 +311,43 @@ def test_skiplist_ids_follow_each_formats_own_code():
     rules = {f: skiplist_ids(minilm, string.punctuation, f) for f in ("stanford", "pylate", "plain")}
     assert rules["stanford"] == rules["pylate"] == rules["plain"]
     assert len(rules["plain"]) == 32 and minilm.unk_token_id not in rules["plain"]
+
+
+def test_a_stanford_checkpoint_loads_without_transformers_load_report(stanford, capfd, caplog):
+    # The projection (`linear.weight`) is not the encoder's: transformers would report it as an
+    # unexpected key on every load; the harness reads it itself, so nothing is reported.
+    _, model = load_checkpoint(str(stanford)).load_model()
+    out, err = capfd.readouterr()
+    assert "LOAD REPORT" not in out + err + caplog.text
+    assert model.config.hidden_size == 384
+
+
+def test_a_checkpoint_missing_encoder_weights_is_refused_naming_them(stanford, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(stanford, broken)
+    state = load_file(broken / "model.safetensors")
+    dropped = sorted(k for k in state if k.startswith("bert.encoder.layer.0.attention.self."))
+    for key in dropped:
+        del state[key]
+    save_file(state, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(UnknownNameError) as err:
+        load_checkpoint(str(broken)).load_model()
+    message = str(err.value)
+    assert message.startswith(f"{broken}: the weights file lacks {len(dropped)} of the encoder's weights (")
+    assert "encoder.layer.0.attention.self.key.bias" in message
+    assert "re-download or re-export it" in message
+
+
+def test_weights_the_encoder_does_not_use_are_named_in_a_warning(stanford, tmp_path):
+    import torch as _torch
+    from safetensors.torch import load_file, save_file
+
+    extra = tmp_path / "extra"
+    shutil.copytree(stanford, extra)
+    state = load_file(extra / "model.safetensors")
+    state["head.weight"] = _torch.zeros(2, 2)
+    save_file(state, extra / "model.safetensors", metadata={"format": "pt"})
+    with pytest.warns(UserWarning, match=r"1 weights in the file are not used by the encoder \(head.weight\)"):
+        load_checkpoint(str(extra)).load_model()
