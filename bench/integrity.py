@@ -118,7 +118,7 @@ def main() -> None:
                          "seconds": best(lambda: xxhash.xxh3_64_intdigest(data), args.repeat)})
         except ImportError:
             pass
-        del data
+        data = None  # free the copy before the search part (a rebinding: the lambdas above are done with it)
         if args.queries:
             from harness.kernels.maxsim import maxsim_search
 
