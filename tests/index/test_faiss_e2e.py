@@ -1,6 +1,8 @@
 """FAISS end-to-end retrieval on random data: the union of token neighbours, exhaustive settings
 against exact MaxSim, and the on-disk cache that search-time settings do not enter."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,21 @@ def test_candidates_are_the_documents_of_each_query_tokens_neighbours(tmp_path):
 def test_default_nlist_is_colbert_v1s():
     assert faiss_e2e.default_nlist(1_218_675) == 16384  # 8 sqrt(n) = 8,832 -> next power of two
     assert faiss_e2e.default_nlist(4096) == 512
+
+
+def test_the_build_is_a_progress_step_of_its_added_slices(tmp_path, capsys, monkeypatch):
+    from harness import progress
+
+    monkeypatch.delenv(progress.QUIET_ENV, raising=False)
+    monkeypatch.setattr(faiss_e2e, "_ADD_ROWS", 100)
+    store = token_store(tmp_path / "tokens", dim=32, n_docs=50, seed=2)
+    index, _ = faiss_e2e.build_index(store, 16, "hnsw", BUILDS["hnsw"])
+    assert index.ntotal == store.n_tokens
+    # 840 token vectors in slices of 100: a line at each tenth a slice reaches (60% is skipped:
+    # one slice goes from 50% to 70%)
+    assert store.n_tokens == 840
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.sub(r", [\d,.]+ token vectors/s, \d+ s left\)$", ")", line) for line in lines] == [
+        f"faiss hnsw index: {p}% ({n}/840 token vectors)"
+        for p, n in ((10, 100), (20, 200), (30, 300), (40, 400), (50, 500), (70, 600), (80, 700), (90, 800),
+                     (100, 840))]
