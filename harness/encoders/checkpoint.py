@@ -75,22 +75,21 @@ class Checkpoint:
         return hidden if isinstance(hidden, int) else None
 
     def _load_one(self):
-        import logging
-
         from transformers import AutoModel
+        from transformers.utils import logging
 
         # transformers logs a "LOAD REPORT" table for every key it did not match; for a Stanford
         # checkpoint that is always the projection (``linear.*``), which this module reads itself.
-        # The report is silenced for this call and its one real danger checked here instead: an
-        # encoder weight missing from the file would be randomly initialised, and score silently.
-        log = logging.getLogger("transformers.modeling_utils")
-        level = log.level
-        log.setLevel(logging.ERROR)
+        # The report is silenced for this call (the library's own verbosity: a level set on the
+        # loading module's logger instead turns on another warning) and its one real danger checked
+        # here: an encoder weight missing from the file would be randomly initialised, and score.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()
         try:
             model, info = AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code,
                                                     output_loading_info=True)
         finally:
-            log.setLevel(level)
+            logging.set_verbosity(verbosity)
         check_loaded_weights(self.path, info)
         return model.eval()
 
