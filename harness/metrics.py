@@ -2,7 +2,8 @@
 
 A judged query that the run misses, or for which it retrieves nothing relevant, scores 0 and stays
 in the mean. Every evaluation also counts the tied scores and bounds its main metric over their
-orders (``harness.ties``). ranx is imported on first use: it compiles numba kernels, which costs seconds.
+orders (``harness.ties``). ranx is imported on first use (about 2 s: it imports scipy, pandas and
+matplotlib); its numba kernels load from the cache that set-up fills (``warm_up``).
 """
 
 from __future__ import annotations
@@ -84,16 +85,29 @@ def evaluate(qrels: Qrels, run: Run, metrics: list[str], main_metric: str | None
 
 def _per_query(qrels: Qrels, rankings: dict[str, list[str]], names: list[str]) -> dict[str, dict[str, float]]:
     """Each metric for each query of ``rankings``, scored on the order given."""
+    import numpy as np
     import ranx  # lazy: numba start-up
+    from numba.typed import List
 
-    ranx_qrels = ranx.Qrels({q: dict(qrels[q]) for q in rankings})
-    # ranx sorts scores with an unstable argsort; give it strictly decreasing ranks so it sees
-    # exactly the order given.
-    ranx_run = ranx.Run({q: {doc: float(len(r) - i) for i, doc in enumerate(r)} for q, r in rankings.items() if r})
+    # ranx's kernels read, per query, (document, grade) rows in descending grade and (document,
+    # score) rows in ranked order, as numba typed lists. They are built here, not through ranx's
+    # Qrels and Run: those hold numba typed dicts, whose methods numba compiles again in every
+    # process (about 5 s of CPU before the first score), where typed lists of arrays load from
+    # numba's cache. Documents are numbered exactly (ranx would hash their ids), and a ranking gets
+    # strictly decreasing scores, so ranx sees exactly the order given.
+    number: dict[str, int] = {}
+    judged, ranked = [], []
+    for q, ranking in rankings.items():
+        grades = sorted(qrels[q].items(), key=lambda item: -item[1])
+        judged.append(np.array([(number.setdefault(d, len(number)), g) for d, g in grades],
+                               dtype=np.float64).reshape(-1, 2))
+        ranked.append(np.array([(number.setdefault(d, len(number)), len(ranking) - i) for i, d in enumerate(ranking)],
+                               dtype=np.float64).reshape(-1, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's type-safety chatter
-        ranx.evaluate(ranx_qrels, ranx_run, names, make_comparable=True)
-    return {m: {q: _clean(ranx_run.scores[m].get(q, 0.0)) for q in rankings} for m in names}
+        # Two names at least: ranx (0.3.x) looks a single metric's scores up under its family's name.
+        scores = ranx.evaluate(List(judged), List(ranked), names * (2 if len(names) == 1 else 1), return_mean=False)
+    return {m: {q: _clean(v) for q, v in zip(rankings, scores[m])} for m in names}
 
 
 def _mean(values: dict[str, float]) -> float:
