@@ -37,9 +37,9 @@ retrievers:
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128, shard_tokens: 6000}
   dense:
     class: dense
-    params: {model: sentence-transformers/all-MiniLM-L6-v2, shard_tokens: 90}
+    params: {model: sentence-transformers/all-MiniLM-L6-v2, shard_tokens: 45}
 """
-SAMPLE = ("-d", "scifact", "--max-queries", "20", "--max-documents", "400", "--latency-queries", "0")
+SAMPLE = ("-d", "scifact", "--max-queries", "20", "--max-documents", "200", "--latency-queries", "0")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def local(cache_root, tmp_path_factory):
                    env={"HARNESS_HOME": str(root / "home")})
     assert done.returncode == 0, done.stderr
     shards = {record.label: record.cost["n_shards"] for _, record in ResultStore(root / "local").records()}
-    assert shards["dense"] == 5 and shards["li"] >= 5  # 400 documents, 90 a shard; the token store
+    assert shards["dense"] == 5 and shards["li"] >= 5  # 200 documents, 45 a shard; the token store
     assert f"document shards: {shards['li'] + 5} encoded, 0 reused" in done.stdout
     return root / "suite.yaml", root / "local", shards["li"]
 

@@ -36,14 +36,14 @@ retrievers:
   minilm:
     class: late_interaction
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128}
-    sweep: {shard_tokens: [16777216, 9000]}
+    sweep: {shard_tokens: [16777216, 6000]}
 """
 
 
 def _runs(tmp_path, monkeypatch, suite: str) -> tuple[dict, dict, dict]:
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
     (tmp_path / "suite.yaml").write_text(suite)
-    units = pipeline.plan(load_suite(tmp_path / "suite.yaml"), ["scifact"], sample=(50, 400), latency_queries=0)
+    units = pipeline.plan(load_suite(tmp_path / "suite.yaml"), ["scifact"], sample=(50, 200), latency_queries=0)
     runs, metrics, costs = {}, {}, {}
     for unit in units:
         outcome = pipeline.execute(unit, tmp_path / "results")
@@ -65,28 +65,29 @@ def test_late_interaction_in_several_shards_ranks_and_scores_as_in_one(tmp_path,
     cache.STATS.clear()
     shards.STATS.clear()
     runs, metrics, costs = _runs(tmp_path, monkeypatch, SUITE)
-    assert costs["16777216"]["n_shards"] == 1 and costs["9000"]["n_shards"] >= 4
-    assert shards.STATS["encoded"] == costs["9000"]["n_shards"]
-    _assert_same(runs["16777216"], runs["9000"])
-    assert metrics["16777216"] == metrics["9000"]
+    # 200 documents, 6000 // 128 = 46 a shard
+    assert costs["16777216"]["n_shards"] == 1 and costs["6000"]["n_shards"] == 5
+    assert shards.STATS["encoded"] == costs["6000"]["n_shards"]
+    _assert_same(runs["16777216"], runs["6000"])
+    assert metrics["16777216"] == metrics["6000"]
 
 
 DENSE_SUITE = SUITE.replace("""  minilm:
     class: late_interaction
     params: {model: sentence-transformers/all-MiniLM-L6-v2, format: plain, dim: 128}
-    sweep: {shard_tokens: [16777216, 9000]}""", """  dense:
+    sweep: {shard_tokens: [16777216, 6000]}""", """  dense:
     class: dense
     params: {model: sentence-transformers/all-MiniLM-L6-v2}
-    sweep: {shard_tokens: [16777216, 90]}""")
+    sweep: {shard_tokens: [16777216, 45]}""")
 
 
 def test_the_dense_baseline_in_several_shards_ranks_and_scores_as_in_one(tmp_path, monkeypatch):
     shards.STATS.clear()
     runs, metrics, costs = _runs(tmp_path, monkeypatch, DENSE_SUITE)
-    assert costs["16777216"]["n_shards"] == 1 and costs["90"]["n_shards"] == 5  # 400 documents, 90 a shard
+    assert costs["16777216"]["n_shards"] == 1 and costs["45"]["n_shards"] == 5  # 200 documents, 45 a shard
     assert shards.STATS["encoded"] == 5
-    _assert_same(runs["16777216"], runs["90"])
-    assert metrics["16777216"] == metrics["90"]
+    _assert_same(runs["16777216"], runs["45"])
+    assert metrics["16777216"] == metrics["45"]
 
 
 KILL_SUITE = """
@@ -141,7 +142,7 @@ def test_the_command_lines_shard_size_cuts_the_store_without_changing_the_key(tm
     from harness import retrievers
     from harness.suite_schema import RetrieverSpec
 
-    (tmp_path / "suite.yaml").write_text(SUITE.replace("    sweep: {shard_tokens: [16777216, 9000]}\n", ""))
+    (tmp_path / "suite.yaml").write_text(SUITE.replace("    sweep: {shard_tokens: [16777216, 6000]}\n", ""))
     suite = load_suite(tmp_path / "suite.yaml")
     (plain,) = pipeline.plan(suite, ["scifact"], ["minilm"])
     (cut,) = pipeline.plan(suite, ["scifact"], ["minilm"], shard_tokens=5000)
