@@ -22,10 +22,11 @@ to the batch's longest query with zero vectors (a zero vector adds exactly 0 to 
 are sorted by real-token count before batching so that padding stays small). Documents longer
 than a tile (or cut by a chunk boundary) are scored piecewise with a running max. A batch of at
 most ``few_rows.FEW_ROWS`` rows (one or two queries: a single query's search, PLAID's and FAISS's
-re-scoring) gathers no tiles (``few_rows.FewRowsScorer``): one matmul per chunk writes
-(query rows, chunk rows) similarities and ``np.maximum.reduceat`` takes each document's max along
-contiguous rows; when such a batch is the search's only one, each chunk is converted and
-multiplied in blocks of ``_FEW_BLOCK_BYTES`` (in cache, not a whole float32 copy of the chunk).
+re-scoring) gathers no tiles (``few_rows.FewRowsScorer``): one (chunk rows, dim) @ (dim, query
+rows) matmul per chunk writes the similarities and one compiled pass (``segments.segment_max``)
+takes each document's max over its consecutive rows; when such a batch is the search's only one,
+each chunk is converted and multiplied in blocks of ``_FEW_BLOCK_BYTES`` (in cache, not a whole
+float32 copy of the chunk).
 On a CPU a document's score is the same bits whatever chunk, tile or block it lands in (both paths
 pad products below the sizes where BLAS sums in another order), so a sharded search scores as
 one over the whole corpus; the two paths may differ from each other by a float32 rounding. Memory
@@ -190,7 +191,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     chunk_cap = min(int(chunk_tokens), total)
     tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, (_GPU_TILE_ELEMS if on_gpu else _TILE_ELEMS) // rows_max))
     scorer = TileScorer(device, compute_dtype, chunk_cap, use, tile_cols, rows_max, len(batches))
-    few_scorer = FewRowsScorer(use)
+    few_scorer = FewRowsScorer()
     top = RunningTopK([idx.size for idx, _, _ in batches], kk, ranks, _MERGE_DOCS)
     reader = ChunkReader(doc_vectors, chunk_cap)
     # One few-row batch: the chunk is converted and multiplied block by block, in cache.

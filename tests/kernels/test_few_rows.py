@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.kernels import few_rows, maxsim
+from harness.kernels import maxsim, tiles
 from harness.kernels.maxsim import maxsim_search, reference_maxsim
 from tests.kernels.test_maxsim import assert_search_matches, corpus, queries_for
 
@@ -56,11 +56,12 @@ def test_a_documents_score_is_the_same_bits_whatever_the_chunks_and_blocks(long_
 
 
 def test_short_queries_and_tiny_chunks_are_padded_to_the_sizes_blas_sums_alike(long_and_short):
-    """Fewer query rows than _MIN_ROWS and blocks shorter than _MIN_COLS take the padded products."""
+    """Fewer query rows than tiles._MIN_MM_COLS and chunks shorter than tiles._MIN_MM_ROWS take the
+    padded products."""
     q, mask, vectors, offsets = long_and_short
     mask = mask.clone()
     mask[:, 5:] = False  # at most 5 real tokens a query
-    assert mask.sum(dim=1).max() < few_rows._MIN_ROWS
+    assert mask.sum(dim=1).max() < tiles._MIN_MM_COLS and 13 < tiles._MIN_MM_ROWS
     ref = reference_maxsim(q, mask, vectors, offsets)
     whole = all_scores(q, mask, vectors, offsets, query_batch=1)
     np.testing.assert_allclose(whole, ref, atol=1e-5, rtol=0)
