@@ -73,8 +73,11 @@ _GPU_CHUNK_TOKENS = 1 << 18
 _MIN_TILE_COLS = 256
 # Pending per-document scores are merged into the running top-k at least this often (documents).
 _MERGE_DOCS = 8192
-# A single few-row batch converts its chunk this many float32 bytes at a time (in L2 with the matmul).
+# A single few-row batch converts its chunk this many float32 bytes at a time (in L2 with the matmul),
+# and reads chunks of this many rows (the chunk the reader thread has just written is still in
+# cache when it is converted or multiplied; 65,536 rows of float16 at d384 are 50 MB).
 _FEW_BLOCK_BYTES = 8 << 20
+_FEW_CHUNK_TOKENS = 16384
 # Rows gathered per step by maxsim_rerank.
 _RERANK_ROWS = 65536
 
@@ -159,9 +162,9 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     Returns (scores float32 (n_q, k'), doc indices int64 (n_q, k')), k' = min(k, n_docs), rows
     sorted by score descending, ties by lower doc index, or by lower ``tie_rank`` (one int per
     document, a permutation of 0..n_docs-1) when given. Documents are processed in chunks of at
-    most ``chunk_tokens`` rows (default 65,536 on a CPU, 262,144 on a GPU; a chunk ends on a
-    document boundary unless one document alone is longer), converted to ``compute_dtype`` once per
-    chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
+    most ``chunk_tokens`` rows (default 65,536 on a CPU, ``_FEW_CHUNK_TOKENS`` for a single
+    few-row batch, 262,144 on a GPU; a chunk ends on a document boundary unless one document alone
+    is longer), converted to ``compute_dtype`` once per chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
     about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most
     ``few_rows.FEW_ROWS`` query rows on a CPU, scored without tiles (see the module docstring).
     """
@@ -169,9 +172,7 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
         raise ValueError(f"compute_dtype must be torch.float32 or torch.bfloat16, got {compute_dtype}")
     device = torch.device(device)
     on_gpu = device.type != "cpu"
-    if chunk_tokens is None:
-        chunk_tokens = _GPU_CHUNK_TOKENS if on_gpu else 65536
-    if query_batch < 1 or chunk_tokens < 1:
+    if query_batch < 1 or (chunk_tokens is not None and chunk_tokens < 1):
         raise ValueError("query_batch and chunk_tokens must be >= 1")
     offsets = _check_offsets(doc_vectors, doc_offsets)
     full_dim, use, renorm = _full_dim_and_use(doc_vectors, dim)
@@ -186,6 +187,10 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     # Few query rows (a single query's search): similarities per query row, no padded tiles.
     few = {bi for bi, (_, _, flat) in enumerate(batches)
            if not on_gpu and compute_dtype == torch.float32 and flat.shape[0] <= FEW_ROWS}
+    # One few-row batch: the chunk is converted and multiplied block by block, in cache.
+    blockwise = len(few) == len(batches) == 1
+    if chunk_tokens is None:
+        chunk_tokens = _GPU_CHUNK_TOKENS if on_gpu else _FEW_CHUNK_TOKENS if blockwise else 65536
     total = int(offsets[-1])
     rows_max = max([1] + [flat.shape[0] for bi, (_, _, flat) in enumerate(batches) if bi not in few])
     chunk_cap = min(int(chunk_tokens), total)
@@ -194,8 +199,6 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     few_scorer = FewRowsScorer()
     top = RunningTopK([idx.size for idx, _, _ in batches], kk, ranks, _MERGE_DOCS)
     reader = ChunkReader(doc_vectors, chunk_cap)
-    # One few-row batch: the chunk is converted and multiplied block by block, in cache.
-    blockwise = len(few) == len(batches) == 1
     block_rows = max(_MIN_TILE_COLS, _FEW_BLOCK_BYTES // (4 * use))
 
     def convert(rows):
