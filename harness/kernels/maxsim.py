@@ -35,7 +35,9 @@ chunk) plus small per-batch buffers, whatever the corpus size. A memory-mapped s
 (``np.memmap``) is read chunk by chunk with file reads into two reused buffers, not through the
 map: every page touched through a map stays in the process's resident set while the map is open,
 so one pass would leave the whole store resident (``chunks.ChunkReader``); the next chunk is read
-in a background thread while this one is scored, so reading overlaps the matmuls.
+in a background thread while this one is scored, so reading overlaps the matmuls (not for a
+single few-row batch: there reading costs about as much as scoring, and a reader thread beside
+torch's threads, one per core, slowed it down on 2 cores).
 
 The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
 with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
@@ -73,9 +75,10 @@ _GPU_CHUNK_TOKENS = 1 << 18
 _MIN_TILE_COLS = 256
 # Pending per-document scores are merged into the running top-k at least this often (documents).
 _MERGE_DOCS = 8192
-# A single few-row batch converts its chunk this many float32 bytes at a time (in L2 with the matmul),
-# and reads chunks of this many rows (the chunk the reader thread has just written is still in
-# cache when it is converted or multiplied; 65,536 rows of float16 at d384 are 50 MB).
+# A single few-row batch converts its chunk this many float32 bytes at a time (in cache for the
+# matmul that follows), and reads chunks of this many rows (the chunk just read is still in cache
+# when it is converted or multiplied; 65,536 rows of float16 at d384 are 50 MB). Chosen with
+# bench/single_query.py: 16,384 rows beat 8,192, 32,768 and 65,536 at d128 and d384.
 _FEW_BLOCK_BYTES = 8 << 20
 _FEW_CHUNK_TOKENS = 16384
 # Rows gathered per step by maxsim_rerank.
@@ -204,7 +207,9 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     def convert(rows):
         return scorer.load(rows, use, renorm, out=scorer.chunk32[:rows.shape[0]])
 
-    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap)):
+    # A single query reads each chunk when it needs it: a reader thread beside torch's threads
+    # (one per core) made it 10-25% slower on 2 cores, where reading costs as much as scoring.
+    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap), background=not blockwise):
         if blockwise:
             ids, scores = few_scorer.score(offsets, r0, r1, rows, batches[0], 0, convert, block_rows)
             top.add(0, scores, ids)
