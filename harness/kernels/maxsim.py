@@ -78,7 +78,7 @@ _MERGE_DOCS = 8192
 # A single few-row batch converts its chunk this many float32 bytes at a time (in cache for the
 # matmul that follows), and reads chunks of this many rows (the chunk just read is still in cache
 # when it is converted or multiplied; 65,536 rows of float16 at d384 are 50 MB). Chosen with
-# bench/single_query.py: 16,384 rows beat 8,192, 32,768 and 65,536 at d128 and d384.
+# short runs on 2 cores: 16,384 rows were faster than 65,536 and 8,192, level with 32,768.
 _FEW_BLOCK_BYTES = 8 << 20
 _FEW_CHUNK_TOKENS = 16384
 # Rows gathered per step by maxsim_rerank.
