@@ -167,9 +167,10 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     document, a permutation of 0..n_docs-1) when given. Documents are processed in chunks of at
     most ``chunk_tokens`` rows (default 65,536 on a CPU, ``_FEW_CHUNK_TOKENS`` for a single
     few-row batch, 262,144 on a GPU; a chunk ends on a document boundary unless one document alone
-    is longer), converted to ``compute_dtype`` once per chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
-    about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most
-    ``few_rows.FEW_ROWS`` query rows on a CPU, scored without tiles (see the module docstring).
+    is longer), converted to ``compute_dtype`` once per chunk, against ``query_batch`` queries at
+    a time; each (chunk, batch) is split into tiles of about ``_TILE_ELEMS`` similarities
+    (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most ``few_rows.FEW_ROWS`` query rows
+    on a CPU, scored without tiles (see the module docstring).
     """
     if compute_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"compute_dtype must be torch.float32 or torch.bfloat16, got {compute_dtype}")
