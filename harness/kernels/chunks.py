@@ -54,13 +54,13 @@ class ChunkReader:
             return self.doc_vectors[r0:r1]
         return self._read(r0, r1, self.buffer)
 
-    def spans(self, cuts: list[int]):
+    def spans(self, cuts: list[int], background: bool = True):
         """(r0, r1, rows) for each span between consecutive ``cuts``. From a file, the next span is
         read in a background thread (file reads release the GIL) into a second buffer while the
         caller works on this one, so reading overlaps the scoring; ``rows`` stays valid until the
-        caller asks for the span after next."""
+        caller asks for the span after next. ``background=False`` reads each span when asked."""
         spans = list(zip(cuts[:-1], cuts[1:]))
-        if self.buffer is None or len(spans) < 2:
+        if self.buffer is None or len(spans) < 2 or not background:
             for r0, r1 in spans:
                 yield r0, r1, self.rows(r0, r1)
             return

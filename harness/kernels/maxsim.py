@@ -22,10 +22,11 @@ to the batch's longest query with zero vectors (a zero vector adds exactly 0 to 
 are sorted by real-token count before batching so that padding stays small). Documents longer
 than a tile (or cut by a chunk boundary) are scored piecewise with a running max. A batch of at
 most ``few_rows.FEW_ROWS`` rows (one or two queries: a single query's search, PLAID's and FAISS's
-re-scoring) gathers no tiles (``few_rows.FewRowsScorer``): one matmul per chunk writes
-(query rows, chunk rows) similarities and ``np.maximum.reduceat`` takes each document's max along
-contiguous rows; when such a batch is the search's only one, each chunk is converted and
-multiplied in blocks of ``_FEW_BLOCK_BYTES`` (in cache, not a whole float32 copy of the chunk).
+re-scoring) gathers no tiles (``few_rows.FewRowsScorer``): one (chunk rows, dim) @ (dim, query
+rows) matmul per chunk writes the similarities and one compiled pass (``segments.segment_max``)
+takes each document's max over its consecutive rows; when such a batch is the search's only one,
+each chunk is converted and multiplied in blocks of ``_FEW_BLOCK_BYTES`` (in cache, not a whole
+float32 copy of the chunk).
 On a CPU a document's score is the same bits whatever chunk, tile or block it lands in (both paths
 pad products below the sizes where BLAS sums in another order), so a sharded search scores as
 one over the whole corpus; the two paths may differ from each other by a float32 rounding. Memory
@@ -34,7 +35,9 @@ chunk) plus small per-batch buffers, whatever the corpus size. A memory-mapped s
 (``np.memmap``) is read chunk by chunk with file reads into two reused buffers, not through the
 map: every page touched through a map stays in the process's resident set while the map is open,
 so one pass would leave the whole store resident (``chunks.ChunkReader``); the next chunk is read
-in a background thread while this one is scored, so reading overlaps the matmuls.
+in a background thread while this one is scored, so reading overlaps the matmuls (not for a
+single few-row batch: there reading costs about as much as scoring, and a reader thread beside
+torch's threads, one per core, slowed it down on 2 cores).
 
 The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
 with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
@@ -72,8 +75,12 @@ _GPU_CHUNK_TOKENS = 1 << 18
 _MIN_TILE_COLS = 256
 # Pending per-document scores are merged into the running top-k at least this often (documents).
 _MERGE_DOCS = 8192
-# A single few-row batch converts its chunk this many float32 bytes at a time (in L2 with the matmul).
+# A single few-row batch converts its chunk this many float32 bytes at a time (in cache for the
+# matmul that follows), and reads chunks of this many rows (the chunk just read is still in cache
+# when it is converted or multiplied; 65,536 rows of float16 at d384 are 50 MB). Chosen with
+# short runs on 2 cores: 16,384 rows were faster than 65,536 and 8,192, level with 32,768.
 _FEW_BLOCK_BYTES = 8 << 20
+_FEW_CHUNK_TOKENS = 16384
 # Rows gathered per step by maxsim_rerank.
 _RERANK_ROWS = 65536
 
@@ -158,19 +165,18 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     Returns (scores float32 (n_q, k'), doc indices int64 (n_q, k')), k' = min(k, n_docs), rows
     sorted by score descending, ties by lower doc index, or by lower ``tie_rank`` (one int per
     document, a permutation of 0..n_docs-1) when given. Documents are processed in chunks of at
-    most ``chunk_tokens`` rows (default 65,536 on a CPU, 262,144 on a GPU; a chunk ends on a
-    document boundary unless one document alone is longer), converted to ``compute_dtype`` once per
-    chunk, against ``query_batch`` queries at a time; each (chunk, batch) is split into tiles of
-    about ``_TILE_ELEMS`` similarities (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most
-    ``few_rows.FEW_ROWS`` query rows on a CPU, scored without tiles (see the module docstring).
+    most ``chunk_tokens`` rows (default 65,536 on a CPU, ``_FEW_CHUNK_TOKENS`` for a single
+    few-row batch, 262,144 on a GPU; a chunk ends on a document boundary unless one document alone
+    is longer), converted to ``compute_dtype`` once per chunk, against ``query_batch`` queries at
+    a time; each (chunk, batch) is split into tiles of about ``_TILE_ELEMS`` similarities
+    (``_GPU_TILE_ELEMS`` on a GPU), or, for a batch of at most ``few_rows.FEW_ROWS`` query rows
+    on a CPU, scored without tiles (see the module docstring).
     """
     if compute_dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"compute_dtype must be torch.float32 or torch.bfloat16, got {compute_dtype}")
     device = torch.device(device)
     on_gpu = device.type != "cpu"
-    if chunk_tokens is None:
-        chunk_tokens = _GPU_CHUNK_TOKENS if on_gpu else 65536
-    if query_batch < 1 or chunk_tokens < 1:
+    if query_batch < 1 or (chunk_tokens is not None and chunk_tokens < 1):
         raise ValueError("query_batch and chunk_tokens must be >= 1")
     offsets = _check_offsets(doc_vectors, doc_offsets)
     full_dim, use, renorm = _full_dim_and_use(doc_vectors, dim)
@@ -185,22 +191,26 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     # Few query rows (a single query's search): similarities per query row, no padded tiles.
     few = {bi for bi, (_, _, flat) in enumerate(batches)
            if not on_gpu and compute_dtype == torch.float32 and flat.shape[0] <= FEW_ROWS}
+    # One few-row batch: the chunk is converted and multiplied block by block, in cache.
+    blockwise = len(few) == len(batches) == 1
+    if chunk_tokens is None:
+        chunk_tokens = _GPU_CHUNK_TOKENS if on_gpu else _FEW_CHUNK_TOKENS if blockwise else 65536
     total = int(offsets[-1])
     rows_max = max([1] + [flat.shape[0] for bi, (_, _, flat) in enumerate(batches) if bi not in few])
     chunk_cap = min(int(chunk_tokens), total)
     tile_cols = min(chunk_cap, max(_MIN_TILE_COLS, (_GPU_TILE_ELEMS if on_gpu else _TILE_ELEMS) // rows_max))
     scorer = TileScorer(device, compute_dtype, chunk_cap, use, tile_cols, rows_max, len(batches))
-    few_scorer = FewRowsScorer(use)
+    few_scorer = FewRowsScorer()
     top = RunningTopK([idx.size for idx, _, _ in batches], kk, ranks, _MERGE_DOCS)
     reader = ChunkReader(doc_vectors, chunk_cap)
-    # One few-row batch: the chunk is converted and multiplied block by block, in cache.
-    blockwise = len(few) == len(batches) == 1
     block_rows = max(_MIN_TILE_COLS, _FEW_BLOCK_BYTES // (4 * use))
 
     def convert(rows):
         return scorer.load(rows, use, renorm, out=scorer.chunk32[:rows.shape[0]])
 
-    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap)):
+    # A single query reads each chunk when it needs it: a reader thread beside torch's threads
+    # (one per core) made it 10-25% slower on 2 cores, where reading costs as much as scoring.
+    for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap), background=not blockwise):
         if blockwise:
             ids, scores = few_scorer.score(offsets, r0, r1, rows, batches[0], 0, convert, block_rows)
             top.add(0, scores, ids)

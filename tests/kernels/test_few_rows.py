@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.kernels import few_rows, maxsim
+from harness.kernels import maxsim, tiles
+from harness.kernels.chunks import ChunkReader
 from harness.kernels.maxsim import maxsim_search, reference_maxsim
 from tests.kernels.test_maxsim import assert_search_matches, corpus, queries_for
 
@@ -56,11 +57,12 @@ def test_a_documents_score_is_the_same_bits_whatever_the_chunks_and_blocks(long_
 
 
 def test_short_queries_and_tiny_chunks_are_padded_to_the_sizes_blas_sums_alike(long_and_short):
-    """Fewer query rows than _MIN_ROWS and blocks shorter than _MIN_COLS take the padded products."""
+    """Fewer query rows than tiles._MIN_MM_COLS and chunks shorter than tiles._MIN_MM_ROWS take the
+    padded products."""
     q, mask, vectors, offsets = long_and_short
     mask = mask.clone()
     mask[:, 5:] = False  # at most 5 real tokens a query
-    assert mask.sum(dim=1).max() < few_rows._MIN_ROWS
+    assert mask.sum(dim=1).max() < tiles._MIN_MM_COLS and 13 < tiles._MIN_MM_ROWS
     ref = reference_maxsim(q, mask, vectors, offsets)
     whole = all_scores(q, mask, vectors, offsets, query_batch=1)
     np.testing.assert_allclose(whole, ref, atol=1e-5, rtol=0)
@@ -73,3 +75,20 @@ def test_batches_of_many_rows_and_of_few_in_one_search_both_match_the_reference(
     ref = reference_maxsim(q, mask, vectors, offsets)
     np.testing.assert_allclose(all_scores(q, mask, vectors, offsets, query_batch=23, chunk_tokens=300), ref,
                                atol=1e-5, rtol=0)
+
+
+def test_one_query_over_a_file_reads_each_chunk_when_asked_and_scores_as_in_memory(long_and_short, tmp_path):
+    """A single query's search reads its chunks in the caller's thread (``background=False``)."""
+    q, mask, vectors, offsets = long_and_short
+    path = tmp_path / "vectors.bin"
+    with open(path, "wb") as f:
+        f.write(b"x" * 100 + vectors.tobytes())  # rows start off a page boundary
+    stored = np.memmap(path, dtype=np.float16, mode="r", offset=100, shape=vectors.shape)
+    reader = ChunkReader(stored, 700)
+    cuts = [0, 700, 1000, 1001, 1701]  # spans of at most the reader's 700 rows
+    for (r0, r1, rows), (s0, s1) in zip(reader.spans(cuts, background=False), zip(cuts[:-1], cuts[1:])):
+        assert (r0, r1) == (s0, s1)
+        np.testing.assert_array_equal(rows, vectors[s0:s1])
+    for i in (0, 2):
+        np.testing.assert_array_equal(all_scores(q[i:i + 1], mask[i:i + 1], stored, offsets, chunk_tokens=700),
+                                      all_scores(q[i:i + 1], mask[i:i + 1], vectors, offsets, chunk_tokens=700))
