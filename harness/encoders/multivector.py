@@ -54,13 +54,14 @@ class MultiVectorEncoder:
         self.precision = precision
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model.to(device=self.device, dtype=self.dtype)
-        if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
-            self.model = quantize_linear_layers(self.model)
         # fp32 on a CPU: oneDNN's fused linear kernels and reused pages (cpu_kernels.py says why);
         # "eager" keeps the plain transformers forward. Which one ran is a cost fact, not protocol.
-        self.cpu_kernels = ("fused" if cpu_kernels == "fused" and precision == "fp32" and self.device.type == "cpu"
-                            and kernels.fusable(self.model) else "eager")
-        if self.cpu_kernels == "fused":
+        # int8's linear layers are its own (quantize.py); "fused" keeps the pages for it too.
+        self.cpu_kernels = ("fused" if cpu_kernels == "fused" and precision in ("fp32", "int8")
+                            and self.device.type == "cpu" and kernels.fusable(self.model) else "eager")
+        if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
+            self.model = quantize_linear_layers(self.model)
+        elif self.cpu_kernels == "fused":
             kernels.fuse_linear_layers(self.model)
         self._pages_kept = kernels.pages_kept if self.cpu_kernels == "fused" else nullcontext
         self.projection = (None if checkpoint.projection is None
