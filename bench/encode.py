@@ -22,6 +22,12 @@ encoding each), and for each one a probe writes and flushes as many bytes as the
 1 MiB positioned writes, to show what that folder's disk alone costs. On a GPU, one small
 encoding before the timed one pays for CUDA's start-up (kernel loading, cuBLAS handles).
 
+int8 is timed against the fp32 floor (the same FLOPs). With int8 asked for, a probe of its own
+times ``Int8Linear`` on the same products, before and after the encodings: its two int8 products alone
+(``int8_gemm_gops``) and the whole layer call, quantising its input per token and scaling back
+(``int8_layer_gops``), both counted as the layer's FLOPs, with the floors they give; the gap from the layer floor to the encoding is
+what is not a linear layer (attention, LayerNorm, GELU, the residual adds, tokenising, the store).
+
 ``--cpu-kernels eager fused`` encodes fp32 twice in one process: the plain transformers forward
 with glibc's allocator defaults, then oneDNN's fused linear kernels with freed pages kept
 (harness/encoders/cpu_kernels.py). Keep eager first: the fused encoding changes glibc's settings,
@@ -105,6 +111,48 @@ def forward_only_seconds(encoder: MultiVectorEncoder, ids: list[list[int]]) -> f
     return time.perf_counter() - t
 
 
+def int8_linear_probe(gemms, repeat: int = 10) -> dict[str, dict[str, float]]:
+    """Per product of ``gemms`` (the encoder's shapes), the best GOP/s over ``repeat`` timings of
+    an ``Int8Linear`` (random weights): ``gemm``, its two int8 products alone (input quantised before),
+    and ``layer``, the whole layer call (quantising the float32 input per token, the product,
+    scaling back and adding the bias), each at least ~20 ms of calls per timing. The rate counts the
+    layer's own FLOPs (2mkn, as the floors do), not the two products'."""
+    from harness.encoders.int8_linear import Int8Linear, quantize_rows
+
+    gen = torch.Generator().manual_seed(0)
+    out = {}
+    with torch.inference_mode():
+        for g in gemms:
+            layer = Int8Linear(torch.nn.Linear(g.k, g.n))
+            x = torch.randn(g.m, g.k, generator=gen)
+            high, low, _ = quantize_rows(x)
+
+            def product():  # both int8 products and their sum, the input's pieces made before
+                return layer.product(high, low)
+
+            rates = {}
+            for name, call in (("gemm", product), ("layer", lambda: layer(x))):
+                call(), call()
+                t = time.perf_counter()
+                call()
+                inner = max(1, round(0.02 / max(time.perf_counter() - t, 1e-6)))
+                best = 0.0
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    for _ in range(inner):
+                        call()
+                    best = max(best, g.flop * inner / (time.perf_counter() - t) / 1e9)
+                rates[name] = best
+            out[g.name] = rates
+    return out
+
+
+def int8_effective(probe: dict[str, dict[str, float]], gemms, kind: str) -> float:
+    """GOP/s of the encoder's products together at the probe's best rates, weighted by FLOPs."""
+    seconds = sum(g.flop * g.count / (probe[g.name][kind] * 1e9) for g in gemms)
+    return sum(g.flop * g.count for g in gemms) / seconds / 1e9
+
+
 def disk_seconds(folder: Path, nbytes: int) -> tuple[float, float]:
     """(write s, fsync s) of ``nbytes`` written to a new file in ``folder`` in 1 MiB positioned writes."""
     block = os.urandom(1 << 20)
@@ -180,7 +228,7 @@ def main() -> None:
     probed = sorted({"fp32"} | {"bf16" for p in args.precision if p == "bf16"})
     overrides = {"doc_maxlen": args.doc_maxlen, "query_maxlen": args.query_maxlen}
     legacy = {p: legacy_matmul_gflops(dtypes[p], device=device) for p in probed}
-    probes, gemms = {}, None
+    probes, gemms, int8_probe = {}, None, None
     rows, search_rows = [], []
     encodings = [(p, k) for p in args.precision for k in (args.cpu_kernels if p == "fp32" else ["fused"])]
     for precision, cpu_kernels in encodings:
@@ -192,6 +240,7 @@ def main() -> None:
             gemms = encoder_gemms(config.hidden_size, config.intermediate_size, config.num_hidden_layers,
                                   encoder.batch_tokens, encoder.dim if encoder.projection is not None else None)
             probes = {p: gemm_probe(gemms, dtypes[p], device=device) for p in probed}
+            int8_probe = int8_linear_probe(gemms) if "int8" in args.precision else None
         t = time.perf_counter()
         ids, _ = encoder.document_inputs(documents)
         tokenize_s = time.perf_counter() - t
@@ -234,6 +283,9 @@ def main() -> None:
     probes = {p: probe.merged(gemm_probe(gemms, dtypes[p], device=device)) for p, probe in probes.items()}
     for p in probed:
         legacy[p] = max(legacy[p], legacy_matmul_gflops(dtypes[p], device=device))
+    if int8_probe is not None:  # each product's best over both probes, as for the float ones
+        again = int8_linear_probe(gemms)
+        int8_probe = {g: {k: max(v, again[g][k]) for k, v in rates.items()} for g, rates in int8_probe.items()}
     for row in rows:
         own = "bf16" if row["precision"] == "bf16" else "fp32"  # int8 is measured against the fp32 floor
         flops = row["tflop"] * 1e12
@@ -244,12 +296,23 @@ def main() -> None:
                     "forward_ratio_to_fp32_floor": row["forward_only_s"] / fp32_floor if row["forward_only_s"] else None,
                     "old_matmul_gflops": legacy[own], "old_floor_s": flops / (legacy[own] * 1e9),
                     "old_ratio_to_floor": row["seconds"] / (flops / (legacy[own] * 1e9))})
+        if row["precision"] == "int8":  # its products alone, and its layers whole, at the int8 probe's best
+            gemm_gops, layer_gops = (int8_effective(int8_probe, gemms, k) for k in ("gemm", "layer"))
+            row.update({"int8_gemm_gops": gemm_gops, "int8_layer_gops": layer_gops,
+                        "int8_gemm_floor_s": flops / (gemm_gops * 1e9), "int8_layer_floor_s": flops / (layer_gops * 1e9)})
     for probe in probes.values():
         print(probe.describe())
     print("old probe (4096x384 @ 384x4096, fresh output): " + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in legacy.items()))
+    if int8_probe is not None:
+        print("int8 probe (Int8Linear, best GOP/s): " + ", ".join(
+            f"{g} product {r['gemm']:.0f} / layer {r['layer']:.0f}" for g, r in int8_probe.items()))
     print_table(rows, ["precision", "cpu_kernels", "device", "documents", "input_tokens", "tflop", "seconds", "floor_s",
                        "ratio_to_floor", "ratio_to_fp32_floor", "docs_per_s", "matmul_gflops", "probe_spread",
                        "old_floor_s", "old_ratio_to_floor", "old_matmul_gflops"])
+    if int8_probe is not None:
+        print_table([r for r in rows if r["precision"] == "int8"],
+                    ["precision", "seconds", "floor_s", "ratio_to_fp32_floor", "int8_gemm_gops", "int8_gemm_floor_s",
+                     "int8_layer_gops", "int8_layer_floor_s"])
     if args.stages:
         print_table(rows, ["precision", "cpu_kernels", "store_dir", "seconds", "first_s", "ratio_to_fp32_floor", "tokenize_s",
                            "forward_only_first_s", "forward_only_s",
@@ -258,7 +321,7 @@ def main() -> None:
         print_table(search_rows, ["precision", "dim", "search_s", "run"])
     print("wrote", write_json(args.name, {"machine": machine(device), "rows": rows, "search": search_rows,
                                           "probes": {p: probe.summary() for p, probe in probes.items()},
-                                          "old_probe_gflops": legacy,
+                                          "old_probe_gflops": legacy, "int8_probe_gops": int8_probe,
                                           "args": {k: str(v) for k, v in vars(args).items()}}))
 
 

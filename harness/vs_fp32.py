@@ -1,8 +1,8 @@
 """What ``precision: int8`` costs against fp32 on the same queries: ``record.vs_fp32``.
 
 An int8 result's counterpart is the stored result whose protocol card is the int8 one with
-``system.precision`` set to fp32 (the same model, settings, ``dim`` and data), so each
-``dim`` of a sweep is compared with fp32 at that ``dim``. The record keeps the main metric of
+``system.precision`` set to fp32 and without ``int8_scheme`` (the same model, settings, ``dim``
+and data), so each ``dim`` of a sweep is compared with fp32 at that ``dim``. The record keeps the main metric of
 both, int8 minus fp32 with the paired bootstrap's 95% interval and the randomization test's
 p-value (harness/significance.py), and the fp32 result's key. ``harness run`` stores it when the
 fp32 result is already there; the report computes the same thing from the two stored results when
@@ -25,7 +25,9 @@ def fp32_card_hash(card: ProtocolCard | dict[str, Any]) -> str | None:
     card = card if isinstance(card, ProtocolCard) else ProtocolCard(**card)
     if card.system.get("precision") != "int8":
         return None
-    return ProtocolCard(**{**card.to_dict(), "system": {**card.system, "precision": "fp32"}}).card_hash
+    # the same system but fp32, which has no int8_scheme
+    system = {k: v for k, v in card.system.items() if k != "int8_scheme"}
+    return ProtocolCard(**{**card.to_dict(), "system": {**system, "precision": "fp32"}}).card_hash
 
 
 def delta(fp32: dict[str, float], int8: dict[str, float], metric: str, fp32_key: str) -> dict[str, Any]:

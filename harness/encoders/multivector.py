@@ -54,13 +54,14 @@ class MultiVectorEncoder:
         self.precision = precision
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.model.to(device=self.device, dtype=self.dtype)
-        if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
-            self.model = quantize_linear_layers(self.model)
         # fp32 on a CPU: oneDNN's fused linear kernels and reused pages (cpu_kernels.py says why);
         # "eager" keeps the plain transformers forward. Which one ran is a cost fact, not protocol.
-        self.cpu_kernels = ("fused" if cpu_kernels == "fused" and precision == "fp32" and self.device.type == "cpu"
-                            and kernels.fusable(self.model) else "eager")
-        if self.cpu_kernels == "fused":
+        # int8's linear layers are its own (quantize.py); "fused" keeps the pages for it too.
+        self.cpu_kernels = ("fused" if cpu_kernels == "fused" and precision in ("fp32", "int8")
+                            and self.device.type == "cpu" and kernels.fusable(self.model) else "eager")
+        if precision == "int8":  # linear layers on int8 GEMMs; the rest stays float32
+            self.model = quantize_linear_layers(self.model)
+        elif self.cpu_kernels == "fused":
             kernels.fuse_linear_layers(self.model)
         self._pages_kept = kernels.pages_kept if self.cpu_kernels == "fused" else nullcontext
         self.projection = (None if checkpoint.projection is None
@@ -68,7 +69,9 @@ class MultiVectorEncoder:
         # Padded tokens per forward pass. On a CPU small batches keep each layer's activations
         # (at most 4096 x 1536 floats here) in cache and off fresh pages: 4,096 ran SciFact 15%
         # faster than 8,192 (bench/README.md). A GPU wants large ones.
-        self.batch_tokens = batch_tokens or (4096 if self.device.type == "cpu" else 65536)
+        # int8's quantising passes are memory-bound: 1,024-token batches keep them in cache (its
+        # forward passes 0.89x as long as at 4,096, bench/README.md).
+        self.batch_tokens = batch_tokens or (65536 if self.device.type != "cpu" else 1024 if precision == "int8" else 4096)
         # Documents per chunk, so that a chunk's rows (its write buffer) stay within chunk_tokens.
         self.chunk_documents = max(1, chunk_tokens // self.settings.doc_maxlen)
         # Tokenise the next chunk on a thread while this one is encoded: on a GPU. On a CPU the

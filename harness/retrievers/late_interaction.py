@@ -22,7 +22,7 @@ from harness.data.corpus import Documents
 from harness.devices import check_device_name
 from harness.encoders.checkpoint import EncoderSettings, load_checkpoint
 from harness.encoders.multivector import SKIPLIST_RULES
-from harness.encoders.quantize import check_int8_device
+from harness.encoders.quantize import INT8_SCHEME, check_int8_device
 from harness.errors import ParameterError
 from harness.executors import default_threads
 from harness.hashing import sha256
@@ -136,6 +136,7 @@ class LateInteractionRetriever(Retriever):
             "skiplist_rule": SKIPLIST_RULES[self.checkpoint.settings.format],
             "matryoshka_dim": self.dim,
             "precision": self.precision,
+            **self._int8_scheme(),
             "storage_dtype": self.storage_dtype,
             "storage": self.storage,
             **({"storage_codec": self.codec.settings()} if self.codec else {}),
@@ -143,6 +144,12 @@ class LateInteractionRetriever(Retriever):
             # Only an approximate index adds a key: exact results keep the keys they had.
             **approximate_settings(self),
         }
+
+    def _int8_scheme(self) -> dict[str, Any]:
+        """int8's quantisation (encoders/quantize.py), beside ``precision`` in the card and the
+        document key, so that results and stores of an earlier int8 scheme (none, or another) are
+        never found under this one. fp32 and bf16 keep the keys they had."""
+        return {"int8_scheme": INT8_SCHEME} if self.precision == "int8" else {}
 
     def _encoder_(self):
         if self._encoder is None:
@@ -175,6 +182,7 @@ class LateInteractionRetriever(Retriever):
             # code); stores encoded under the old rule must not be found under this key.
             "skiplist_rule": SKIPLIST_RULES[encoder["format"]],
             "precision": self.precision,
+            **self._int8_scheme(),
             "dtype": self.storage_dtype,
             "corpus": documents.fingerprint(),
         }

@@ -120,8 +120,8 @@ def test_a_retriever_param_of_the_wrong_name_or_type(retrievers, name, line, fie
     (f"{MINILM}, storage: int4}}", "params.storage", "storage 'int4' is unknown; choose one of fp32, fp16, int8,"),
     (f"{MINILM}, precision: fp8}}", "params.precision", "precision 'fp8' is unknown; choose fp32, bf16 or int8."),
     (f"{MINILM}, precision: int8, device: cuda}}", "params.precision",
-     "precision 'int8' quantises the encoder's linear layers for a CPU (torch's dynamic int8 quantisation has no "
-     "GPU kernels), but device is 'cuda'; set device: cpu for int8, or use precision: bf16 (or fp32) on a GPU."),
+     "precision 'int8' quantises the encoder's linear layers for a CPU (its int8 kernels are oneDNN's, which have "
+     "no GPU version), but device is 'cuda'; set device: cpu for int8, or use precision: bf16 (or fp32) on a GPU."),
 ])
 def test_late_interaction_values_are_refused_before_any_encoding(params, field, says, offline, work):
     suite = _suite(work, f"retrievers:\n  li:\n    class: late_interaction\n    params: {params}\n")
