@@ -103,7 +103,8 @@ def main() -> None:
         mask = np.ones(q.shape[:2], dtype=bool)
         for dim in (128, 384):
             compute_floor = 2 * Q_LEN * TOKENS * dim / (gflops(dim) * 1e9)
-            variants = [("full store, cut per query", store, lambda i: maxsim_search(
+            full = "full store, cut per query" if dim < FULL else "full store"  # nothing to cut at full width
+            variants = [(full, store, lambda i: maxsim_search(
                 q[i:i + 1], mask[i:i + 1], store.vectors, store.offsets, 10, dim=dim))]
             if dim < FULL:
                 t = time.perf_counter()
