@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from harness.kernels.segments import segment_max
-from harness.kernels.tiles import _MIN_MM_COLS, mm_same_order
+from harness.kernels.tiles import MIN_MM_COLS, mm_same_order
 
 # Batches of at most this many query rows (tokens x queries) take this path (CPU, float32).
 FEW_ROWS = 64
@@ -46,12 +46,12 @@ class FewRowsScorer:
 
     def __init__(self):
         self.sim = torch.empty(0)
-        self.queries: dict[int, torch.Tensor] = {}  # batch -> (dim, rows), zero-padded to _MIN_MM_COLS
+        self.queries: dict[int, torch.Tensor] = {}  # batch -> (dim, rows), zero-padded to MIN_MM_COLS
         self.carry: dict[int, np.ndarray] = {}  # batch -> running max of a document cut by a chunk end
 
     def _rows(self, bi: int, flat: torch.Tensor) -> torch.Tensor:
         if bi not in self.queries:
-            pad = max(0, _MIN_MM_COLS - flat.shape[0])  # zero rows: similarity 0, dropped before the sums
+            pad = max(0, MIN_MM_COLS - flat.shape[0])  # zero rows: similarity 0, dropped before the sums
             rows = torch.cat([flat, flat.new_zeros(pad, flat.shape[1])]) if pad else flat
             # contiguous (dim, rows): MKL multiplies it about a fifth faster than the transposed view
             self.queries[bi] = rows.t().contiguous()

@@ -12,20 +12,20 @@ from harness.kernels.chunks import Buffers, ChunkPlan, from_numpy, load_rows
 # rows against a transposed query matrix; any count against fewer than 8 query rows), so a
 # document alone in a small tile, or a short piece at a chunk's end, would score a rounding apart
 # from the same document elsewhere, and a shard's boundaries would move scores.
-_MIN_MM_ROWS, _MIN_MM_COLS = 16, 8
+MIN_MM_ROWS, MIN_MM_COLS = 16, 8
 
 
 def mm_same_order(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
     """``out = a @ b``, each product computed the same whatever the shapes: a side smaller than
     the sizes above is padded with zeros, and the padding dropped."""
     m, n = a.shape[0], b.shape[1]
-    if m >= _MIN_MM_ROWS and n >= _MIN_MM_COLS:
+    if m >= MIN_MM_ROWS and n >= MIN_MM_COLS:
         torch.mm(a, b, out=out)
         return
-    if m < _MIN_MM_ROWS:
-        a = torch.cat([a, a.new_zeros(_MIN_MM_ROWS - m, a.shape[1])])
-    if n < _MIN_MM_COLS:
-        b = torch.cat([b, b.new_zeros(b.shape[0], _MIN_MM_COLS - n)], dim=1)
+    if m < MIN_MM_ROWS:
+        a = torch.cat([a, a.new_zeros(MIN_MM_ROWS - m, a.shape[1])])
+    if n < MIN_MM_COLS:
+        b = torch.cat([b, b.new_zeros(b.shape[0], MIN_MM_COLS - n)], dim=1)
     out.copy_(torch.mm(a, b)[:m, :n])
 
 

@@ -57,12 +57,12 @@ def test_a_documents_score_is_the_same_bits_whatever_the_chunks_and_blocks(long_
 
 
 def test_short_queries_and_tiny_chunks_are_padded_to_the_sizes_blas_sums_alike(long_and_short):
-    """Fewer query rows than tiles._MIN_MM_COLS and chunks shorter than tiles._MIN_MM_ROWS take the
+    """Fewer query rows than tiles.MIN_MM_COLS and chunks shorter than tiles.MIN_MM_ROWS take the
     padded products."""
     q, mask, vectors, offsets = long_and_short
     mask = mask.clone()
     mask[:, 5:] = False  # at most 5 real tokens a query
-    assert mask.sum(dim=1).max() < tiles._MIN_MM_COLS and 13 < tiles._MIN_MM_ROWS
+    assert mask.sum(dim=1).max() < tiles.MIN_MM_COLS and 13 < tiles.MIN_MM_ROWS
     ref = reference_maxsim(q, mask, vectors, offsets)
     whole = all_scores(q, mask, vectors, offsets, query_batch=1)
     np.testing.assert_allclose(whole, ref, atol=1e-5, rtol=0)
