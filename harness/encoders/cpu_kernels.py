@@ -51,14 +51,20 @@ def fusable(model) -> bool:
 def fuse_linear_layers(model):
     """``model`` with every ``nn.Linear`` on oneDNN's linear (bias fused), and each BERT-style
     intermediate block (dense, exact GELU) on one linear call with GELU fused; in place."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(parent, name, FusedLinear.from_linear(child))
+    replace_linear_layers(model, FusedLinear.from_linear)
     for module in model.modules():
         if _is_dense_gelu_block(module):
             module.forward = _DenseGelu(module.dense)
     return model
+
+
+def replace_linear_layers(model, make) -> None:
+    """Every plain ``nn.Linear`` of ``model`` replaced by ``make(linear)``, in place (subclasses,
+    such as layers already replaced, are left as they are)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Linear:
+                setattr(parent, name, make(child))
 
 
 class FusedLinear(torch.nn.Linear):

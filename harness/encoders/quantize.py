@@ -77,6 +77,7 @@ def quantize_linear_layers(model, kernel: str | None = None, share_inputs: bool 
     (``SharedInputProjections``: their input quantised once; the same numbers)."""
     import torch
 
+    from harness.encoders.cpu_kernels import replace_linear_layers
     from harness.encoders.int8_linear import Int8Linear, ProjectionPart, SharedInputProjections
 
     for block in list(model.modules()) if share_inputs else []:
@@ -85,8 +86,5 @@ def quantize_linear_layers(model, kernel: str | None = None, share_inputs: bool 
             block.shared_input_int8 = SharedInputProjections(layers, kernel)
             for i, name in enumerate(_SHARED_INPUT):
                 setattr(block, name, ProjectionPart(block.shared_input_int8, i))
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear:
-                setattr(parent, name, Int8Linear(child, kernel))
+    replace_linear_layers(model, lambda linear: Int8Linear(linear, kernel))
     return model
