@@ -77,6 +77,10 @@ source "$VENV/bin/activate"
 case "${1:-benchmark}" in
     test)
         shift
+        # Test files spread over up to 4 processes (pytest-xdist; one file's tests stay together,
+        # so its module fixtures are built once); HARNESS_TEST_WORKERS=1 runs them in one process.
+        workers="${HARNESS_TEST_WORKERS:-$(python -c 'import os; print(min(4, os.cpu_count() or 1))')}"
+        if [[ "$workers" -gt 1 ]]; then set -- -n "$workers" --dist loadfile "$@"; fi
         exec python -m pytest -q "$@"
         ;;
     benchmark)

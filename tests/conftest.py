@@ -56,6 +56,15 @@ def pytest_configure(config):
     if os.environ.get("CI") and (shared_missing("cache", "ir_datasets") or shared_missing("cache", "huggingface")):
         raise pytest.UsageError(f"The pre-seeded caches are missing: expected {caches}/ir_datasets and "
                                 f"{caches}/huggingface (see ../shared/README.md), or set HARNESS_SHARED.")
+    # Under pytest-xdist (run_all.sh test) each worker's torch takes its share of the cores, as a
+    # Ray worker's does: two torch threads per core made every small op ~8 ms slower (bench/README.md).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        from harness.executors import THREADS_ENV, threads_per_worker
+
+        share = str(threads_per_worker(os.cpu_count(), workers))
+        os.environ.setdefault(THREADS_ENV, share)
+        os.environ.setdefault("OMP_NUM_THREADS", share)  # torch's own ops in the tests, before torch starts
     os.environ.update({
         "IR_DATASETS_HOME": str(_ROOT / "ir_datasets"),
         "HF_HOME": str(_ROOT / "huggingface"),
