@@ -94,6 +94,11 @@ def test_rows_quantise_to_torch_quantize_per_channel_integers_and_a_finer_low_pi
     error = (x.double() - scale.double() * (q.double() + low.double() / 254)).abs()
     # half a low step, and float32 rounding of x / scale (about 1e-7 of up to 127 steps)
     assert (error <= scale.double() / 508 * 1.01).all() and low.abs().max() == 127
+    # the compiled pass gives the integers and scales of the same arithmetic in eager torch
+    eager_scale = torch.linalg.vector_norm(x, float("inf"), dim=1, keepdim=True).clamp_min(1e-12) / 127.0
+    steps = x * eager_scale.reciprocal()
+    assert torch.equal(scale, eager_scale) and torch.equal(q, torch.round(steps).to(torch.int8))
+    assert torch.equal(low, ((steps - torch.round(steps)) * 254.0).round().to(torch.int8))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
