@@ -36,7 +36,8 @@ class ChunkReader:
 
     A read-only ``np.memmap`` of a file (what ``TokenStore`` opens) is read with file reads into one
     reused buffer: the file's pages stay in the OS page cache, out of this process's resident set,
-    which holds one chunk. Anything else (in-memory arrays, copy-on-write maps whose changes are not
+    which holds one chunk; or, for a single query's search (``spans(background=False)``), through
+    the map, one span's pages resident at a time. Anything else (in-memory arrays, copy-on-write maps whose changes are not
     in the file, views, array-likes) is sliced as before.
     """
 
@@ -58,8 +59,13 @@ class ChunkReader:
         """(r0, r1, rows) for each span between consecutive ``cuts``. From a file, the next span is
         read in a background thread (file reads release the GIL) into a second buffer while the
         caller works on this one, so reading overlaps the scoring; ``rows`` stays valid until the
-        caller asks for the span after next. ``background=False`` reads each span when asked."""
+        caller asks for the span after next. ``background=False`` gives each span as a view of the
+        map when asked, and lets its pages go from the resident set after (``_mapped``)."""
         spans = list(zip(cuts[:-1], cuts[1:]))
+        if self.buffer is not None and not background and hasattr(mmap.mmap, "madvise") \
+                and hasattr(mmap, "MADV_DONTNEED"):
+            yield from self._mapped(spans)
+            return
         if self.buffer is None or len(spans) < 2 or not background:
             for r0, r1 in spans:
                 yield r0, r1, self.rows(r0, r1)
@@ -72,6 +78,19 @@ class ChunkReader:
                 if i + 1 < len(spans):
                     pending = pool.submit(self._read, *spans[i + 1], buffers[(i + 1) % 2])
                 yield r0, r1, rows
+
+    def _mapped(self, spans):
+        """Each span as a view of the map, its pages let go from the resident set (``MADV_DONTNEED``:
+        they stay in the page cache) when the caller asks for the next one. No copy: a single
+        query's search read its bytes twice through the buffer (d128: 218 against 137 ms a query)."""
+        mm = self.doc_vectors.base
+        first = self.doc_vectors.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        for r0, r1 in spans:
+            yield r0, r1, self.doc_vectors[r0:r1]
+            lo, hi = first + r0 * self.row_bytes, first + r1 * self.row_bytes
+            lo -= lo % mmap.PAGESIZE
+            if hi > lo:
+                mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     def _read(self, r0: int, r1: int, buffer: np.ndarray) -> np.ndarray:
         out = buffer[:r1 - r0]

@@ -35,9 +35,10 @@ chunk) plus small per-batch buffers, whatever the corpus size. A memory-mapped s
 (``np.memmap``) is read chunk by chunk with file reads into two reused buffers, not through the
 map: every page touched through a map stays in the process's resident set while the map is open,
 so one pass would leave the whole store resident (``chunks.ChunkReader``); the next chunk is read
-in a background thread while this one is scored, so reading overlaps the matmuls (not for a
-single few-row batch: there reading costs about as much as scoring, and a reader thread beside
-torch's threads, one per core, slowed it down on 2 cores).
+in a background thread while this one is scored, so reading overlaps the matmuls. A single
+few-row batch reads through the map instead, each chunk's pages dropped from the resident set
+once scored (``MADV_DONTNEED``): there reading costs about as much as scoring, a copy made it read
+every byte twice, and a reader thread beside torch's threads, one per core, slowed it on 2 cores.
 
 The running top-k (``topk.RunningTopK``) holds unique uint64 keys of (score, document), merged
 with a linear-time partition and sorted once at the end. ``tie_rank`` (a permutation of the
@@ -208,8 +209,8 @@ def maxsim_search(queries, query_mask, doc_vectors, doc_offsets, k: int, dim: in
     def convert(rows):
         return scorer.load(rows, use, renorm, out=scorer.chunk32[:rows.shape[0]])
 
-    # A single query reads each chunk when it needs it: a reader thread beside torch's threads
-    # (one per core) made it 10-25% slower on 2 cores, where reading costs as much as scoring.
+    # A single query reads each chunk through the map when it needs it: a reader thread beside
+    # torch's threads (one per core) made it 10-25% slower on 2 cores, a copy 1.6x slower at d128.
     for r0, r1, rows in reader.spans(chunk_cuts(offsets, 0, total, chunk_cap), background=not blockwise):
         if blockwise:
             ids, scores = few_scorer.score(offsets, r0, r1, rows, batches[0], 0, convert, block_rows)

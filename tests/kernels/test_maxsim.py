@@ -260,6 +260,13 @@ def test_search_leaves_a_memmapped_store_out_of_the_resident_set(tmp_path):
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     assert _mapped_rss_bytes(path) < vectors.nbytes // 10
+    # One query reads through the map (no copy), and lets each chunk's pages go once scored
+    for i in (0, 5):
+        one = maxsim_search(q[i:i + 1], mask[i:i + 1], stored, offsets, k=10, chunk_tokens=4096)
+        in_memory = maxsim_search(q[i:i + 1], mask[i:i + 1], vectors, offsets, k=10, chunk_tokens=4096)
+        np.testing.assert_array_equal(one[0], in_memory[0])
+        np.testing.assert_array_equal(one[1], in_memory[1])
+        assert _mapped_rss_bytes(path) < vectors.nbytes // 10
 
 
 @pytest.mark.parametrize("dim", [None, 32])
