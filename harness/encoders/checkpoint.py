@@ -83,13 +83,18 @@ class Checkpoint:
         # The report is silenced for this call (the library's own verbosity: a level set on the
         # loading module's logger instead turns on another warning) and its one real danger checked
         # here: an encoder weight missing from the file would be randomly initialised, and score.
-        verbosity = logging.get_verbosity()
+        # Its "Loading weights" bar is silenced too (the CLI silences it through TQDM_DISABLE; a
+        # bench or a test calling this would print one per model): the harness shows its own steps.
+        verbosity, bar = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()
+        logging.disable_progress_bar()
         try:
             model, info = AutoModel.from_pretrained(self.path, trust_remote_code=self.trust_remote_code,
                                                     output_loading_info=True)
         finally:
             logging.set_verbosity(verbosity)
+            if bar:
+                logging.enable_progress_bar()
         check_loaded_weights(self.path, info)
         return model.eval()
 

@@ -320,6 +320,10 @@ def test_a_stanford_checkpoint_loads_without_transformers_load_report(stanford, 
     out, err = capfd.readouterr()
     assert "LOAD REPORT" not in out + err + caplog.text
     assert "were not sharded" not in out + err + caplog.text  # what a level on the loading module's logger turns on
+    assert "Loading weights" not in out + err  # transformers' own bar: the harness shows its own steps
+    from transformers.utils import logging
+
+    assert logging.is_progress_bar_enabled()  # as it was before the load
     assert model.config.hidden_size == 384
 
 
