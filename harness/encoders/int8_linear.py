@@ -110,7 +110,8 @@ class Int8Linear(torch.nn.Module):
         rows = x.reshape(-1, self.in_features).float()
         high, low, row_scale = quantize_rows(rows)
         y = self.product(high, low)
-        y = y.mul_(row_scale) if self.bias is None else torch.addcmul(self.bias, y, row_scale, out=y)  # in place: no fresh pages
+        # in place on the product's output: a fresh tensor's pages fault in on every call
+        y = y.mul_(row_scale) if self.bias is None else torch.addcmul(self.bias, y, row_scale, out=y)
         return y.reshape(*x.shape[:-1], self.out_features)
 
 

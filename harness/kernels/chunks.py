@@ -37,8 +37,8 @@ class ChunkReader:
     A read-only ``np.memmap`` of a file (what ``TokenStore`` opens) is read with file reads into one
     reused buffer: the file's pages stay in the OS page cache, out of this process's resident set,
     which holds one chunk; or, for a single query's search (``spans(background=False)``), through
-    the map, one span's pages resident at a time. Anything else (in-memory arrays, copy-on-write maps whose changes are not
-    in the file, views, array-likes) is sliced as before.
+    the map, one span's pages resident at a time. Anything else (in-memory arrays, copy-on-write
+    maps whose changes are not in the file, views, array-likes) is sliced as before.
     """
 
     def __init__(self, doc_vectors, max_rows: int):
