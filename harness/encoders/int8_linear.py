@@ -12,6 +12,8 @@ import numba  # only int8 imports this module (quantize.py, lazily): numba's sta
 import numpy as np
 import torch
 
+from harness.kernels.jit import compiled
+
 _TINY = 1e-12  # a row or channel of zeros gets this scale, and quantises to zeros
 
 
@@ -24,20 +26,24 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     scale[i] * (high[i] + low[i] / 254): ``high`` is the row at one scale per token (its largest
     magnitude at 127), ``low`` what ``high`` rounded off, at 254 times finer steps.
 
-    One compiled pass over the rows (numba): in eager torch the same took eight memory-bound passes
-    (a norm, a multiply, two roundings, a subtraction, conversions), 38% of an int8 encoding's time
-    (bench/README.md). The integers are torch's: x times the scale's reciprocal in float32, rounded
-    half to even (``torch.quantize_per_channel``'s, tests/encoders/test_int8.py)."""
+    One compiled pass over the rows (numba, as many threads as torch's): in eager torch the same
+    took eight memory-bound passes (a norm, a multiply, two roundings, a subtraction, conversions),
+    38% of an int8 encoding's time (bench/README.md). The integers are torch's: x times the scale's
+    reciprocal in float32, rounded half to even (``torch.quantize_per_channel``'s,
+    tests/encoders/test_int8.py)."""
     rows = x.detach().float().contiguous()
     m, k = rows.shape
     high = torch.empty((m, k), dtype=torch.int8)
     low = torch.empty((m, k), dtype=torch.int8)
     scale = torch.empty((m, 1), dtype=torch.float32)
     if m:
-        _quantize_kernel()(rows.numpy(), high.numpy(), low.numpy(), scale.numpy()[:, 0])
+        threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(threads)
+        _quantize_rows(rows.numpy(), high.numpy(), low.numpy(), scale.numpy()[:, 0])
     return high, low, scale
 
 
+@compiled(parallel=True)
 def _quantize_rows(x, high, low, scale):
     tiny, top, steps_low = np.float32(_TINY), np.float32(127.0), np.float32(LOW_STEPS)
     for i in numba.prange(x.shape[0]):
@@ -52,18 +58,6 @@ def _quantize_rows(x, high, low, scale):
             high[i, j] = np.int8(h)
             low[i, j] = np.int8(np.rint((steps - h) * steps_low))  # (steps - h) is within [-0.5, 0.5]
         scale[i] = s
-
-
-_compiled = None
-
-
-def _quantize_kernel():
-    """Compiled on first use, cached on disk; its threads split the rows, as many as torch's."""
-    global _compiled
-    if _compiled is None:
-        _compiled = numba.njit(parallel=True, cache=True, nogil=True, boundscheck=False)(_quantize_rows)
-    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    return _compiled
 
 
 LOW_STEPS = 254.0  # the low piece's steps per step of the high piece: |low| <= 127

@@ -2,17 +2,17 @@
 
 ``np.maximum.reduceat`` along axis 0 calls its inner loop once per row (32 values a call for one
 query), several times slower than the matmul that made the rows, and ``torch.segment_reduce`` is
-not much better; a compiled loop (numba, which ranx already brings) reads each row once. It is
-compiled on first use, not at import (numba's start-up costs about a second), and cached on disk.
+not much better; a compiled loop (``jit.compiled``: numba, on first use) reads each row once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_compiled = None
+from harness.kernels.jit import compiled
 
 
+@compiled()
 def _segment_max(sim, starts, ends, out):
     for d in range(starts.size):
         s, e = starts[d], ends[d]
@@ -28,12 +28,7 @@ def _segment_max(sim, starts, ends, out):
 def segment_max(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """(n, columns) float32: row d is the column-wise max of ``sim[starts[d]:ends[d]]`` (each
     segment non-empty). A max is exact, so the result does not depend on how rows are grouped."""
-    global _compiled
-    if _compiled is None:
-        import numba  # lazy: see the module docstring
-
-        _compiled = numba.njit(cache=True, nogil=True, boundscheck=False)(_segment_max)
     out = np.empty((starts.size, sim.shape[1]), dtype=sim.dtype)
     if starts.size:
-        _compiled(sim, starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False), out)
+        _segment_max(sim, starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False), out)
     return out
