@@ -132,24 +132,32 @@ def gemm_probe(gemms: list[Gemm], dtype: torch.dtype = torch.float32, repeat: in
             c = torch.empty(g.m, g.n, device=device, dtype=dtype)
             best_layout, best_rates = None, None
             for layout, b in operands.items():
-                for _ in range(2):  # warm-up (and first touch of c)
-                    torch.mm(a, b, out=c)
-                sync()
-                t = time.perf_counter()
-                torch.mm(a, b, out=c)
-                sync()
-                inner = max(50 if device.type == "cuda" else 1, round(0.02 / max(time.perf_counter() - t, 1e-6)))
-                rates = []
-                for _ in range(repeat):
-                    t = time.perf_counter()
-                    for _ in range(inner):
-                        torch.mm(a, b, out=c)
-                    sync()
-                    rates.append(g.flop * inner / (time.perf_counter() - t) / 1e9)
+                rates = timed_rates(lambda: torch.mm(a, b, out=c), g.flop, repeat, sync,
+                                    min_inner=50 if device.type == "cuda" else 1)
                 if best_rates is None or statistics.median(rates) > statistics.median(best_rates):
                     best_layout, best_rates = layout, rates
             samples[g.name], layouts[g.name] = best_rates, best_layout
     return Probe(str(dtype).removeprefix("torch."), gemms, samples, layouts)
+
+
+def timed_rates(call, flop: float, repeat: int, sync=lambda: None, min_inner: int = 1) -> list[float]:
+    """``repeat`` rates (G per second of ``flop`` a call) of ``call``, after two warm-up calls, each
+    timing enough calls for about 20 ms (at least ``min_inner``, between ``sync``s)."""
+    for _ in range(2):  # warm-up (and first touch of any output)
+        call()
+    sync()
+    t = time.perf_counter()
+    call()
+    sync()
+    inner = max(min_inner, round(0.02 / max(time.perf_counter() - t, 1e-6)))
+    rates = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(inner):
+            call()
+        sync()
+        rates.append(flop * inner / (time.perf_counter() - t) / 1e9)
+    return rates
 
 
 def legacy_matmul_gflops(dtype: torch.dtype, m: int = 4096, k: int = 384, n: int = 4096, repeat: int = 5,

@@ -56,7 +56,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import encoder_gemms, gemm_probe, legacy_matmul_gflops, machine, print_table, write_json  # noqa: E402
+from common import (encoder_gemms, gemm_probe, legacy_matmul_gflops, machine, print_table, timed_rates,  # noqa: E402
+                    write_json)
 
 from harness.encoders.checkpoint import load_checkpoint  # noqa: E402
 from harness.devices import resolve_device  # noqa: E402
@@ -130,20 +131,8 @@ def int8_linear_probe(gemms, repeat: int = 10) -> dict[str, dict[str, float]]:
             def product():  # both int8 products and their sum, the input's pieces made before
                 return layer.product(high, low)
 
-            rates = {}
-            for name, call in (("gemm", product), ("layer", lambda: layer(x))):
-                call(), call()
-                t = time.perf_counter()
-                call()
-                inner = max(1, round(0.02 / max(time.perf_counter() - t, 1e-6)))
-                best = 0.0
-                for _ in range(repeat):
-                    t = time.perf_counter()
-                    for _ in range(inner):
-                        call()
-                    best = max(best, g.flop * inner / (time.perf_counter() - t) / 1e9)
-                rates[name] = best
-            out[g.name] = rates
+            out[g.name] = {name: max(timed_rates(call, g.flop, repeat))
+                           for name, call in (("gemm", product), ("layer", lambda: layer(x)))}
     return out
 
 
